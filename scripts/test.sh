@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `npm test`: every check, in order; the first failing stage fails the command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage() {
+  local name=$1; shift
+  local start=$SECONDS
+  echo "::: $name"
+  if "$@"; then
+    echo "::: $name ok ($((SECONDS - start)) s)"
+  else
+    local rc=$?
+    echo "::: $name FAILED ($((SECONDS - start)) s)" >&2
+    exit "$rc"
+  fi
+}
+
+stage "cargo fmt" cargo fmt --all --check
+stage "cargo clippy" cargo clippy --workspace --all-targets -q -- -D warnings
+stage "biome" npx --no-install biome check .
+stage "tsc" npx --no-install tsc --noEmit -p tsconfig.json
+stage "cargo test" cargo test --workspace -q
+stage "vitest" npx --no-install vitest run
+stage "package check" bash scripts/package-check.sh

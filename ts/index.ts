@@ -1,0 +1,10 @@
+// Public library entry point: `import { … } from 'dnsnat'`.
+export type { BuildInfo, RuntimeInfo } from './native.js';
+export { formatVersion, packageVersion, type VersionReport, versionReport } from './version.js';
+
+import native from './native.js';
+
+/** Where an async native call ran: resolves on the addon's tokio runtime. */
+export function runtimeInfo(sleepMs?: number) {
+  return native.runtimeInfo(sleepMs);
+}
