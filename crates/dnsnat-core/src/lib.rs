@@ -7,3 +7,4 @@
 //! and a simulated network.
 
 pub mod constants;
+pub mod packet;
