@@ -7,4 +7,5 @@
 //! and a simulated network.
 
 pub mod constants;
+pub mod control;
 pub mod packet;
