@@ -9,3 +9,4 @@
 pub mod constants;
 pub mod control;
 pub mod packet;
+pub mod pattern;
