@@ -8,5 +8,6 @@
 
 pub mod constants;
 pub mod control;
+pub mod dns;
 pub mod packet;
 pub mod pattern;

@@ -59,6 +59,11 @@ impl<T> PatternSet<T> {
         (p, v)
     }
 
+    /// The value of an entry, for updating it in place.
+    pub fn value_mut(&mut self, index: usize) -> &mut T {
+        &mut self.entries[index].1
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&Pattern, &T)> {
         self.entries.iter().map(|(p, v)| (p, v))
     }

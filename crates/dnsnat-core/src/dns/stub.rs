@@ -1,0 +1,439 @@
+//! The stub's decision for one query (DESIGN.md §3.1).
+//!
+//! | query | answer |
+//! |---|---|
+//! | fewer than 12 bytes, or a response (QR set) | dropped, counted |
+//! | header readable, body not; or not exactly one question | FORMERR |
+//! | EDNS version above 0 | BADVERS |
+//! | opcode other than QUERY, class other than IN | forwarded |
+//! | A / AAAA / ANY for a resource name | proxy IPs of the resources' stack, TTL 1 s (allocated on first use); empty NOERROR for a family no matching resource serves |
+//! | HTTPS / SVCB for a resource name | empty NOERROR |
+//! | PTR for a proxy IP | the domain; NXDOMAIN if the address was never handed out |
+//! | `use-application-dns.net` (option, default on) | NXDOMAIN, so Firefox does not bypass the stub with DoH |
+//! | anything else, any non-resource name | forwarded unchanged |
+//!
+//! The stub is pure: no sockets, no clock. The runtime sends the answer, relays
+//! forwarded queries, and drains [`Stub::take_events`] in batches.
+
+use std::net::IpAddr;
+
+use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+use super::ANSWER_TTL;
+use super::events::{DEFAULT_EVENT_CAPACITY, EventQueue, ResourceMatch, ResourceQuery, StubEvent};
+use super::message::{self, RCODE_SERVFAIL, RawHeader};
+use super::proxy_ips::{ProxyIpAllocator, ProxyIpTable, ProxyIps};
+use super::resources::{Resource, ResourceTable};
+use crate::constants::{is_proxy_v4, is_proxy_v6};
+
+/// The name Firefox queries to decide whether to enable DNS over HTTPS.
+pub const DOH_CANARY: &str = "use-application-dns.net";
+
+/// How the query arrived: UDP answers are limited to the client's buffer size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Fewer than 12 bytes: not even a header to reply to.
+    Unreadable,
+    /// A response (QR set) sent to the stub: never answered, so no reflection loops.
+    NotAQuery,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StubAction {
+    /// The answer is in the output buffer: send it back on the same transport.
+    Answer,
+    /// Relay the query bytes unchanged to the upstream resolver, and its answer
+    /// unchanged to the client.
+    Forward,
+    /// Send nothing.
+    Drop(DropReason),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StubOptions {
+    /// Answer NXDOMAIN for Firefox's DoH canary domain (default: on).
+    pub block_doh_canary: bool,
+    /// The UDP payload size the stub advertises in its OPT record (default 1232,
+    /// the DNS Flag Day 2020 value that avoids IP fragmentation).
+    pub advertised_udp_payload: u16,
+    /// Bound of the event queue between two drains.
+    pub event_capacity: usize,
+}
+
+impl Default for StubOptions {
+    fn default() -> Self {
+        Self {
+            block_doh_canary: true,
+            advertised_udp_payload: 1232,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+        }
+    }
+}
+
+/// Counters, monotonic since the stub was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StubStats {
+    pub queries: u64,
+    /// Answered locally (proxy IPs, empty answers, PTR, NXDOMAIN, FORMERR, SERVFAIL…).
+    pub answered: u64,
+    pub forwarded: u64,
+    pub resource_queries: u64,
+    pub formerr: u64,
+    pub dropped_unreadable: u64,
+    pub dropped_not_query: u64,
+    pub truncated: u64,
+    pub proxy_ips_exhausted: u64,
+    pub events_dropped: u64,
+    pub events_coalesced: u64,
+}
+
+/// The stub resolver's state: resources, the proxy IP table, pending events, counters.
+#[derive(Debug)]
+pub struct Stub {
+    resources: ResourceTable,
+    allocator: ProxyIpAllocator,
+    events: EventQueue,
+    stats: StubStats,
+    options: StubOptions,
+}
+
+/// What a parsed, well-formed query turned out to be.
+enum Decision {
+    Forward,
+    Reply {
+        rcode: ResponseCode,
+        answers: Vec<Record>,
+    },
+}
+
+impl Stub {
+    pub fn new(
+        resources: ResourceTable,
+        allocator: ProxyIpAllocator,
+        options: StubOptions,
+    ) -> Self {
+        let events = EventQueue::new(options.event_capacity);
+        Self {
+            resources,
+            allocator,
+            events,
+            stats: StubStats::default(),
+            options,
+        }
+    }
+
+    /// Replaces the resources (configuration reload). Proxy IPs are kept: they
+    /// belong to domains, not resources.
+    pub fn set_resources(&mut self, resources: ResourceTable) {
+        self.resources = resources;
+    }
+
+    pub fn resources(&self) -> &ResourceTable {
+        &self.resources
+    }
+
+    pub fn allocator(&self) -> &ProxyIpAllocator {
+        &self.allocator
+    }
+
+    /// The proxy IP table to persist (after an event with `newly_allocated`).
+    pub fn export_proxy_ips(&self) -> ProxyIpTable {
+        self.allocator.export()
+    }
+
+    pub fn stats(&self) -> StubStats {
+        StubStats {
+            events_dropped: self.events.dropped(),
+            events_coalesced: self.events.coalesced(),
+            ..self.stats
+        }
+    }
+
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// The events since the last call, in arrival order.
+    pub fn take_events(&mut self) -> Vec<StubEvent> {
+        self.events.take()
+    }
+
+    /// Decides what to do with one query. On [`StubAction::Answer`] the answer is
+    /// in `out` (which is cleared first in every case).
+    pub fn handle_query(
+        &mut self,
+        query: &[u8],
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> StubAction {
+        self.stats.queries += 1;
+        out.clear();
+        let Some(header) = RawHeader::read(query) else {
+            self.stats.dropped_unreadable += 1;
+            return StubAction::Drop(DropReason::Unreadable);
+        };
+        if header.is_response() {
+            self.stats.dropped_not_query += 1;
+            return StubAction::Drop(DropReason::NotAQuery);
+        }
+        if header.opcode() != u8::from(OpCode::Query) {
+            return self.forward();
+        }
+        let Ok(req) = Message::from_vec(query) else {
+            self.stats.formerr += 1;
+            self.stats.answered += 1;
+            self.events.note_query_seen();
+            header.write_error(message::RCODE_FORMERR, out);
+            return StubAction::Answer;
+        };
+        if req.queries.len() != 1 {
+            self.stats.formerr += 1;
+            self.events.note_query_seen();
+            return self.reply(
+                &req,
+                false,
+                ResponseCode::FormErr,
+                Vec::new(),
+                transport,
+                out,
+            );
+        }
+        if req.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            self.events.note_query_seen();
+            return self.reply(
+                &req,
+                false,
+                ResponseCode::BADVERS,
+                Vec::new(),
+                transport,
+                out,
+            );
+        }
+        match self.decide(&req) {
+            Decision::Forward => self.forward(),
+            Decision::Reply { rcode, answers } => {
+                self.reply(&req, true, rcode, answers, transport, out)
+            }
+        }
+    }
+
+    fn forward(&mut self) -> StubAction {
+        self.stats.forwarded += 1;
+        self.events.note_query_seen();
+        StubAction::Forward
+    }
+
+    fn decide(&mut self, req: &Message) -> Decision {
+        let q = &req.queries[0];
+        if q.query_class != DNSClass::IN {
+            return Decision::Forward;
+        }
+        let Some(domain) = hostname(&q.name) else {
+            return Decision::Forward;
+        };
+        let labels: Vec<&[u8]> = domain.split('.').map(str::as_bytes).collect();
+
+        if self.options.block_doh_canary && domain == DOH_CANARY {
+            self.events.note_query_seen();
+            return reply(ResponseCode::NXDomain, Vec::new());
+        }
+        if q.query_type == RecordType::PTR {
+            return self.ptr(&q.name, &labels);
+        }
+        let qtype = q.query_type;
+        let wants_ips = matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY);
+        if !wants_ips && !matches!(qtype, RecordType::HTTPS | RecordType::SVCB) {
+            return Decision::Forward;
+        }
+        let (serves_v4, serves_v6, any) = self
+            .resources
+            .lookup(&labels)
+            .fold((false, false, false), |(v4, v6, _), r| {
+                (v4 || r.ip_stack.has_v4(), v6 || r.ip_stack.has_v6(), true)
+            });
+        if !any {
+            return Decision::Forward;
+        }
+        self.stats.resource_queries += 1;
+
+        let (ips, newly_allocated) = if wants_ips {
+            match self.allocator.get_or_allocate(&domain) {
+                Ok((ips, new)) => (Some(ips), new),
+                Err(e) => {
+                    self.stats.proxy_ips_exhausted += 1;
+                    self.events.push_exhausted(domain.clone(), e.to_string());
+                    return reply(ResponseCode::ServFail, Vec::new());
+                }
+            }
+        } else {
+            // HTTPS/SVCB never allocate; they report the domain once it has addresses.
+            (self.allocator.get(&domain).copied(), false)
+        };
+
+        match ips {
+            Some(ips) => self.push_resource_event(&domain, &labels, qtype, ips, newly_allocated),
+            None => self.events.note_query_seen(),
+        }
+
+        let mut answers = Vec::new();
+        if let Some(ips) = ips {
+            let owner = &q.name;
+            if serves_v4 && matches!(qtype, RecordType::A | RecordType::ANY) {
+                answers.extend(
+                    ips.v4
+                        .iter()
+                        .map(|a| Record::from_rdata(owner.clone(), ANSWER_TTL, RData::A(A(*a)))),
+                );
+            }
+            if serves_v6 && matches!(qtype, RecordType::AAAA | RecordType::ANY) {
+                answers.extend(
+                    ips.v6.iter().map(|a| {
+                        Record::from_rdata(owner.clone(), ANSWER_TTL, RData::AAAA(AAAA(*a)))
+                    }),
+                );
+            }
+        }
+        reply(ResponseCode::NoError, answers)
+    }
+
+    fn push_resource_event(
+        &mut self,
+        domain: &str,
+        labels: &[&[u8]],
+        qtype: RecordType,
+        ips: ProxyIps,
+        newly_allocated: bool,
+    ) {
+        if self.events.has_domain(domain) {
+            self.events.note_coalesced();
+            return;
+        }
+        let matches = self
+            .resources
+            .lookup(labels)
+            .map(|r: &Resource| ResourceMatch {
+                resource_id: r.id.clone(),
+                gateway_id: r.gateway_id.clone(),
+                proxy_ips: ips.for_stack(r.ip_stack),
+            })
+            .collect();
+        self.events.push_resource_query(ResourceQuery {
+            domain: domain.to_owned(),
+            query_type: u16::from(qtype),
+            matches,
+            newly_allocated,
+        });
+    }
+
+    fn ptr(&mut self, owner: &Name, labels: &[&[u8]]) -> Decision {
+        let ip = match message::reverse_ip(labels) {
+            Some(ip @ IpAddr::V4(v4)) if is_proxy_v4(v4) => ip,
+            Some(ip @ IpAddr::V6(v6)) if is_proxy_v6(v6) => ip,
+            _ => return Decision::Forward,
+        };
+        self.events.note_query_seen();
+        let target = self
+            .allocator
+            .domain_of(ip)
+            .and_then(|d| Name::from_ascii(format!("{d}.")).ok());
+        match target {
+            Some(target) => reply(
+                ResponseCode::NoError,
+                vec![Record::from_rdata(
+                    owner.clone(),
+                    ANSWER_TTL,
+                    RData::PTR(PTR(target)),
+                )],
+            ),
+            // A proxy address nobody was given: only this stub could know it.
+            None => reply(ResponseCode::NXDomain, Vec::new()),
+        }
+    }
+
+    fn reply(
+        &mut self,
+        req: &Message,
+        with_question: bool,
+        rcode: ResponseCode,
+        answers: Vec<Record>,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> StubAction {
+        self.stats.answered += 1;
+        let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
+        resp.metadata.recursion_desired = req.metadata.recursion_desired;
+        resp.metadata.checking_disabled = req.metadata.checking_disabled;
+        resp.metadata.recursion_available = true;
+        resp.metadata.response_code = rcode;
+        if with_question {
+            resp.queries = req.queries.clone();
+        }
+        resp.answers = answers;
+        if let Some(req_edns) = &req.edns {
+            let mut edns = Edns::new();
+            edns.set_max_payload(self.options.advertised_udp_payload.max(512));
+            edns.set_dnssec_ok(req_edns.flags().dnssec_ok);
+            resp.set_edns(edns);
+        }
+        let limit = match transport {
+            Transport::Udp => message::udp_limit(req.edns.as_ref()),
+            Transport::Tcp => usize::from(u16::MAX),
+        };
+        match message::encode_limited(&resp, limit, out) {
+            Ok(truncated) => {
+                if truncated {
+                    self.stats.truncated += 1;
+                }
+            }
+            Err(_) => {
+                // Cannot happen for the records built here; never panic regardless.
+                let mut flags = u16::from(u8::from(req.metadata.op_code)) << 11;
+                if req.metadata.recursion_desired {
+                    flags |= 0x0100;
+                }
+                RawHeader {
+                    id: req.metadata.id,
+                    flags,
+                    qdcount: 0,
+                }
+                .write_error(RCODE_SERVFAIL, out);
+            }
+        }
+        StubAction::Answer
+    }
+}
+
+fn reply(rcode: ResponseCode, answers: Vec<Record>) -> Decision {
+    Decision::Reply { rcode, answers }
+}
+
+/// The name as a lower-case hostname without trailing dot, if every label is made
+/// of letters, digits, `-` and `_`. Anything else (spaces, dots or binary bytes
+/// inside a label, the root) is never a resource name: such a string must not
+/// reach the gateway, the logs or the state file.
+fn hostname(name: &Name) -> Option<String> {
+    let mut s = String::with_capacity(name.len());
+    for label in name.iter() {
+        if !s.is_empty() {
+            s.push('.');
+        }
+        for &b in label {
+            if !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return None;
+            }
+            s.push(char::from(b.to_ascii_lowercase()));
+        }
+    }
+    (!s.is_empty()).then_some(s)
+}
+
+#[cfg(test)]
+mod tests;
