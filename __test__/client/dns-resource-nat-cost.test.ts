@@ -45,7 +45,7 @@ const restorers: Array<() => void> = [];
 let largestIterated = 0;
 
 function spyOnIteration(): void {
-  for (const proto of [Map.prototype, Set.prototype] as Array<Record<string | symbol, unknown>>) {
+  for (const proto of [Map.prototype, Set.prototype] as unknown as Array<Record<string | symbol, unknown>>) {
     for (const name of ['values', 'keys', 'entries', 'forEach', Symbol.iterator] as Array<
       Iterating | typeof Symbol.iterator
     >) {
