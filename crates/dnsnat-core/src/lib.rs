@@ -7,6 +7,7 @@
 //! and a simulated network.
 
 pub mod constants;
+pub mod nat;
 pub mod control;
 pub mod dns;
 pub mod packet;

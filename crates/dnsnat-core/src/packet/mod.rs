@@ -14,6 +14,7 @@
 //! [`ip`] ties the family-specific views together into the one parse the NAT
 //! needs: family, addresses, transport protocol and where its header starts.
 
+pub mod build;
 pub mod checksum;
 pub mod icmp;
 pub mod ip;

@@ -1,0 +1,52 @@
+//! The gateway's NAT (DESIGN.md §5): per client, sessions
+//! (protocol, client port or echo id, proxy IP) ⇄ (protocol, outside port, real IP).
+//!
+//! ```text
+//! client ──(src client:cport, dst proxy:sport)──▶ translate_outbound ──(src client:oport, dst real:sport)──▶ kernel (masquerade)
+//! client ◀─(src proxy:sport, dst client:cport)── translate_inbound  ◀─(src real:sport, dst client:oport)── kernel
+//! ```
+//!
+//! Layout, one concern per file:
+//! - [`client`]: `ClientNat`, the state of one client and its control-plane API
+//! - `outbound.rs`, `inbound.rs`: the two packet paths
+//! - `icmp_error.rs`: translation of ICMP errors coming back, quote included
+//! - `icmp_reply.rs`: ICMP errors the gateway generates (unreachable, prohibited)
+//! - `table.rs`: sessions, both indexes, port allocation, expiry;
+//!   `session.rs` the idle rules, `timers.rs` the lazy deadline queue,
+//!   `tombstones.rs` the bounded memory of expired sessions
+//! - `mapping.rs`: proxy → real mappings and port filters
+//! - `flow.rs`: reading and rewriting the transport header
+//! - `rate_limit.rs`: the ICMP error budget
+//! - `verdict.rs`: outcomes, drop reasons, events; `time.rs`: `Timestamp`
+//!
+//! Hot path cost: one parse, one hash lookup, a few stores and checksum
+//! adjustments; no allocation (maps and the slab grow only when sessions are
+//! created, amortised).
+
+mod client;
+mod config;
+mod flow;
+mod icmp_error;
+mod icmp_reply;
+mod inbound;
+mod key;
+mod mapping;
+mod outbound;
+mod rate_limit;
+mod session;
+mod table;
+mod time;
+mod timers;
+mod tombstones;
+mod verdict;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::ClientNat;
+pub use config::{IdleLimits, NatConfig};
+pub use icmp_reply::MAX_REPLY_LEN;
+pub use key::Protocol;
+pub use mapping::{Mapping, MappingError, PortFilter, PortRule};
+pub use time::Timestamp;
+pub use verdict::{DropCounters, DropReason, IcmpError, NatEvent, Verdict};

@@ -1,0 +1,436 @@
+//! The session table of one client: storage, both indexes, port allocation,
+//! expiry. It knows nothing about packets; `ClientNat` feeds it keys and flags.
+//!
+//! Sessions live in a slab (a `Vec` of slots plus a free list) and the two
+//! hash maps point into it by index, so a session is stored once and both
+//! directions find it with one hash lookup. Slots carry a generation so the
+//! lazy timer queue can tell a reused slot from the session it was queued for.
+//!
+//! Expiry is enforced in two places: `handle_timeout` removes sessions whose
+//! deadline passed, and every lookup checks the deadline too, so a packet that
+//! arrives after a deadline but before the next `handle_timeout` is still
+//! treated as belonging to an expired session.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::config::NatConfig;
+use super::key::{InsideKey, OutsideKey, Protocol};
+use super::session::Session;
+use super::time::Timestamp;
+use super::timers::{Entry, Timers};
+use super::tombstones::Tombstones;
+use super::verdict::DropReason;
+
+/// Result of looking a key up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    Live(u32),
+    /// There was a session and it has expired (now, or recently).
+    Expired,
+    Missing,
+}
+
+#[derive(Debug)]
+struct Slot {
+    generation: u32,
+    session: Option<Session>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SessionTable {
+    config: NatConfig,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    inside: HashMap<InsideKey, u32>,
+    outside: HashMap<OutsideKey, u32>,
+    timers: Timers,
+    tombstones: Tombstones,
+}
+
+impl SessionTable {
+    pub fn new(config: NatConfig) -> SessionTable {
+        SessionTable {
+            config,
+            slots: Vec::new(),
+            free: Vec::new(),
+            inside: HashMap::new(),
+            outside: HashMap::new(),
+            timers: Timers::default(),
+            tombstones: Tombstones::new(config.max_tombstones, config.tombstone_ttl),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inside.len()
+    }
+
+    pub fn session(&self, index: u32) -> &Session {
+        // Indexes come from the maps, which only hold live slots.
+        self.slots[index as usize]
+            .session
+            .as_ref()
+            .expect("index of a live session")
+    }
+
+    fn session_mut(&mut self, index: u32) -> &mut Session {
+        self.slots[index as usize]
+            .session
+            .as_mut()
+            .expect("index of a live session")
+    }
+
+    pub fn lookup_inside(&mut self, key: &InsideKey, now: Timestamp) -> Lookup {
+        match self.inside.get(key) {
+            Some(&i) => self.check_live(i, now),
+            None => Lookup::Missing,
+        }
+    }
+
+    pub fn lookup_outside(&mut self, key: &OutsideKey, now: Timestamp) -> Lookup {
+        match self.outside.get(key) {
+            Some(&i) => self.check_live(i, now),
+            None if self.tombstones.contains(key) => Lookup::Expired,
+            None => Lookup::Missing,
+        }
+    }
+
+    fn check_live(&mut self, index: u32, now: Timestamp) -> Lookup {
+        if self.session(index).deadline(&self.config.limits) <= now {
+            self.remove(index, now);
+            Lookup::Expired
+        } else {
+            Lookup::Live(index)
+        }
+    }
+
+    /// Opens a session for `inside` towards `real`, keeping the client's port
+    /// when it is free towards that real address.
+    pub fn create(
+        &mut self,
+        inside: InsideKey,
+        real: IpAddr,
+        dst_port: u16,
+        now: Timestamp,
+    ) -> Result<u32, DropReason> {
+        debug_assert!(!self.inside.contains_key(&inside));
+        if self.len() >= self.config.max_sessions {
+            return Err(DropReason::SessionLimit);
+        }
+        let port = self
+            .allocate_port(inside.protocol, inside.port, real)
+            .ok_or(DropReason::PortsExhausted)?;
+        let mut session = Session {
+            inside,
+            outside_port: port,
+            real,
+            dst_port,
+            last_out: now,
+            last_in: None,
+            fin_out: false,
+            fin_in: false,
+            queued: Timestamp::ZERO,
+        };
+        session.queued = session.deadline(&self.config.limits);
+        let outside = session.outside();
+        let index = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize].session = Some(session);
+                i
+            }
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    session: Some(session),
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.inside.insert(inside, index);
+        self.outside.insert(outside, index);
+        self.tombstones.remove(&outside);
+        self.timers.push(Entry {
+            at: session.queued,
+            index,
+            generation: self.slots[index as usize].generation,
+        });
+        self.maybe_compact();
+        Ok(index)
+    }
+
+    /// The first free outside port at or after `preferred`, wrapping around
+    /// (RFC 4787 REQ-3: port preservation when possible). In practice the
+    /// first probe succeeds; only two flows from the same client port to the
+    /// same real IP (two domains sharing an address) need a second one.
+    fn allocate_port(&self, protocol: Protocol, preferred: u16, real: IpAddr) -> Option<u16> {
+        let first = protocol.first_port();
+        let span = u32::from(u16::MAX - first) + 1;
+        let start = u32::from(preferred.max(first) - first);
+        (0..span)
+            .map(|i| ((start + i) % span) as u16 + first)
+            .find(|&port| {
+                !self.outside.contains_key(&OutsideKey {
+                    protocol,
+                    port,
+                    real,
+                })
+            })
+    }
+
+    /// Records an outbound packet. `fin`/`rst` are the TCP flags seen.
+    pub fn touch_out(&mut self, index: u32, now: Timestamp, fin: bool, rst: bool) {
+        if rst {
+            self.remove(index, now);
+            return;
+        }
+        let s = self.session_mut(index);
+        s.last_out = now;
+        s.fin_out |= fin;
+        self.requeue_if_earlier(index);
+    }
+
+    /// Records an inbound packet.
+    pub fn touch_in(&mut self, index: u32, now: Timestamp, fin: bool, rst: bool) {
+        if rst {
+            self.remove(index, now);
+            return;
+        }
+        let s = self.session_mut(index);
+        s.last_in = Some(now);
+        s.fin_in |= fin;
+        self.requeue_if_earlier(index);
+    }
+
+    /// Pushes a new timer entry when activity made the deadline earlier
+    /// (only the FIN rule can). Later deadlines are picked up lazily.
+    fn requeue_if_earlier(&mut self, index: u32) {
+        let limits = self.config.limits;
+        let slot = &mut self.slots[index as usize];
+        let generation = slot.generation;
+        let Some(s) = slot.session.as_mut() else {
+            return;
+        };
+        let deadline = s.deadline(&limits);
+        if deadline < s.queued {
+            s.queued = deadline;
+            self.timers.push(Entry {
+                at: deadline,
+                index,
+                generation,
+            });
+        }
+    }
+
+    /// Ends a session: both keys go, the outside key is remembered.
+    pub fn remove(&mut self, index: u32, now: Timestamp) {
+        let slot = &mut self.slots[index as usize];
+        let Some(session) = slot.session.take() else {
+            return;
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(index);
+        self.inside.remove(&session.inside);
+        let outside = session.outside();
+        self.outside.remove(&outside);
+        self.tombstones.insert(outside, now);
+    }
+
+    /// Removes every session for which `pred` holds (policy changes).
+    pub fn remove_where(&mut self, now: Timestamp, mut pred: impl FnMut(&Session) -> bool) {
+        let doomed: Vec<u32> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.session.as_ref().is_some_and(&mut pred))
+            .map(|(i, _)| i as u32)
+            .collect();
+        for i in doomed {
+            self.remove(i, now);
+        }
+    }
+
+    /// Expires what is due. Returns how many sessions ended.
+    pub fn handle_timeout(&mut self, now: Timestamp) -> usize {
+        let limits = self.config.limits;
+        let mut expired = 0;
+        while let Some(entry) = self.timers.pop_due(now) {
+            let slot = &mut self.slots[entry.index as usize];
+            if slot.generation != entry.generation {
+                continue;
+            }
+            let Some(s) = slot.session.as_mut() else {
+                continue;
+            };
+            if s.queued != entry.at {
+                continue; // superseded by an earlier entry
+            }
+            let deadline = s.deadline(&limits);
+            if deadline <= now {
+                self.remove(entry.index, now);
+                expired += 1;
+            } else {
+                s.queued = deadline;
+                self.timers.push(Entry {
+                    at: deadline,
+                    ..entry
+                });
+            }
+        }
+        self.tombstones.prune(now);
+        self.maybe_compact();
+        expired
+    }
+
+    /// The next time `handle_timeout` has work (possibly a little early).
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timers.peek()
+    }
+
+    fn maybe_compact(&mut self) {
+        if !self.timers.needs_compaction(self.len()) {
+            return;
+        }
+        let live = self.slots.iter().enumerate().filter_map(|(i, slot)| {
+            slot.session.as_ref().map(|s| Entry {
+                at: s.queued,
+                index: i as u32,
+                generation: slot.generation,
+            })
+        });
+        self.timers.rebuild(live);
+    }
+
+    #[cfg(test)]
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
+    #[cfg(test)]
+    pub fn tombstone_count(&self) -> usize {
+        self.tombstones.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn inside(port: u16, proxy: &str) -> InsideKey {
+        InsideKey {
+            protocol: Protocol::Udp,
+            port,
+            proxy: proxy.parse().unwrap(),
+        }
+    }
+
+    fn real() -> IpAddr {
+        "198.18.0.1".parse().unwrap()
+    }
+
+    #[test]
+    fn keeps_port_then_probes_upwards_and_wraps() {
+        let mut t = SessionTable::new(NatConfig::default());
+        let now = Timestamp::from_secs(1);
+        let a = t
+            .create(inside(65535, "100.96.0.1"), real(), 53, now)
+            .unwrap();
+        assert_eq!(t.session(a).outside_port, 65535);
+        // Same client port, another proxy IP on the same real IP: 65535 is
+        // taken, so the allocator wraps to 1 (0 is not a UDP port).
+        let b = t
+            .create(inside(65535, "100.96.0.2"), real(), 53, now)
+            .unwrap();
+        assert_eq!(t.session(b).outside_port, 1);
+        // A different real IP does not conflict.
+        let c = t
+            .create(
+                inside(65535, "100.96.0.3"),
+                "198.18.0.2".parse().unwrap(),
+                53,
+                now,
+            )
+            .unwrap();
+        assert_eq!(t.session(c).outside_port, 65535);
+    }
+
+    #[test]
+    fn session_limit() {
+        let cfg = NatConfig {
+            max_sessions: 2,
+            ..NatConfig::default()
+        };
+        let mut t = SessionTable::new(cfg);
+        let now = Timestamp::ZERO;
+        t.create(inside(1, "100.96.0.1"), real(), 1, now).unwrap();
+        t.create(inside(2, "100.96.0.1"), real(), 1, now).unwrap();
+        assert_eq!(
+            t.create(inside(3, "100.96.0.1"), real(), 1, now),
+            Err(DropReason::SessionLimit)
+        );
+    }
+
+    #[test]
+    fn expiry_tombstones_and_slot_reuse() {
+        let mut t = SessionTable::new(NatConfig::default());
+        let t0 = Timestamp::from_secs(1);
+        let a = t
+            .create(inside(1000, "100.96.0.1"), real(), 53, t0)
+            .unwrap();
+        let out = t.session(a).outside();
+        assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(60)));
+        t.touch_in(a, t0 + Duration::from_secs(30), false, false);
+        // The unanswered limit no longer applies; the entry is requeued.
+        assert_eq!(t.handle_timeout(t0 + Duration::from_secs(60)), 0);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(150)));
+        assert_eq!(t.handle_timeout(t0 + Duration::from_secs(150)), 1);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.lookup_outside(&out, t0), Lookup::Expired);
+        // The slot is reused with a new generation; the old timer entry, if
+        // any were left, would not touch the new session.
+        let b = t
+            .create(
+                inside(1000, "100.96.0.1"),
+                real(),
+                53,
+                t0 + Duration::from_secs(200),
+            )
+            .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(t.lookup_outside(&out, t0), Lookup::Live(b));
+    }
+
+    #[test]
+    fn lookup_enforces_deadline_without_handle_timeout() {
+        let mut t = SessionTable::new(NatConfig::default());
+        let t0 = Timestamp::from_secs(1);
+        let key = inside(1000, "100.96.0.1");
+        t.create(key, real(), 53, t0).unwrap();
+        assert!(matches!(
+            t.lookup_inside(&key, t0 + Duration::from_secs(59)),
+            Lookup::Live(_)
+        ));
+        assert_eq!(
+            t.lookup_inside(&key, t0 + Duration::from_secs(60)),
+            Lookup::Expired
+        );
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn stale_timer_entries_are_compacted() {
+        let mut t = SessionTable::new(NatConfig::default());
+        let now = Timestamp::from_secs(1);
+        for round in 0..5u16 {
+            for p in 1..=1000u16 {
+                let i = t.create(inside(p, "100.96.0.1"), real(), 53, now).unwrap();
+                let _ = round;
+                t.touch_out(i, now, false, true); // RST: removed at once
+            }
+        }
+        assert_eq!(t.len(), 0);
+        assert!(t.timer_entries() <= 1024 + 1, "{}", t.timer_entries());
+        assert!(t.tombstone_count() <= NatConfig::default().max_tombstones);
+    }
+}
