@@ -9,6 +9,35 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class Tunnel {
+  /**
+   * Creates the device, binds the socket and starts the loops. `onEvents`
+   * receives batches of control events until `stop()`.
+   */
+  static create(options: TunnelOptions, onEvents: EventCallback): Promise<Tunnel>
+  /** Name of the TUN device. */
+  get name(): string
+  /** The UDP port the tunnel listens on (useful with port 0). */
+  get localPort(): number
+  /** Our public key, base64. */
+  get publicKey(): string
+  /** Adds a peer, or replaces the one with the same key. */
+  addPeer(peer: PeerOptions): void
+  /** Removes a peer; true if it existed. */
+  removePeer(publicKey: string): boolean
+  /** Sends a control message (DESIGN §4) to a peer through the tunnel. */
+  sendControl(publicKey: string, messageType: number, body: string): void
+  /** Every counter by name. */
+  counters(): Record<string, number>
+  /** The peers and their handshake state. */
+  peers(): Array<PeerStatus>
+  /**
+   * Stops the loops, closes the socket, removes the device and releases the
+   * event callback so Node can exit. Idempotent.
+   */
+  stop(): void
+}
+
 export declare function buildInfo(): BuildInfo
 
 /** What this native build is, for `dnsnat --version` and bug reports. */
@@ -22,6 +51,41 @@ export interface BuildInfo {
   /** `rustc --version` of the compiler that built it. */
   rustc: string
 }
+
+/** Generates a WireGuard key pair (`dnsnat keygen`). */
+export declare function generateKeypair(): KeyPair
+
+/** A private key and its public key, base64. */
+export interface KeyPair {
+  privateKey: string
+  publicKey: string
+}
+
+/** A WireGuard peer. */
+export interface PeerOptions {
+  /** The peer's public key, base64. */
+  publicKey: string
+  /** Where to reach it (`host:port`); optional for peers that connect to us. */
+  endpoint?: string
+  /** Prefixes routed to this peer, and the only sources accepted from it. */
+  allowedIps: Array<string>
+  /** Seconds between keepalives (WireGuard's PersistentKeepalive). */
+  persistentKeepalive?: number
+}
+
+/** A peer as seen now. */
+export interface PeerStatus {
+  publicKey: string
+  endpoint?: string
+  up: boolean
+  /** Milliseconds since the last completed handshake. */
+  lastHandshakeMsAgo?: number
+  txBytes: number
+  rxBytes: number
+}
+
+/** The public key of a base64 private key (`dnsnat pubkey`). */
+export declare function publicKeyOf(privateKey: string): string
 
 /**
  * Resolves on the tokio runtime after sleeping `sleep_ms` on its timer,
@@ -37,4 +101,37 @@ export interface RuntimeInfo {
   workers: number
   /** Milliseconds the task slept on the runtime's timer before answering. */
   sleptMs: number
+}
+
+/** One control-plane event. */
+export interface TunnelEvent {
+  /**
+   * `control` (a control message arrived), `peer-up` (handshake done),
+   * `peer-down` (no handshake for too long).
+   */
+  kind: string
+  /** Base64 public key of the peer concerned. */
+  peer: string
+  /** Control message type byte (DESIGN §4), for `control`. */
+  messageType?: number
+  /** Control message JSON body, for `control`. */
+  body?: string
+}
+
+/** How to create a tunnel. */
+export interface TunnelOptions {
+  /** Name of the TUN device, e.g. `dnsnat0`. */
+  name: string
+  /** Our WireGuard private key, base64. */
+  privateKey: string
+  /** UDP address to listen on, e.g. `0.0.0.0:51820`; default `0.0.0.0:0`. */
+  listen?: string
+  /** Our IPv4 address inside the tunnel. */
+  ipv4: string
+  /** Our IPv6 address inside the tunnel. */
+  ipv6?: string
+  /** Prefixes routed into the device, e.g. the proxy ranges on a client. */
+  routes?: Array<string>
+  /** Device MTU; default 1280. */
+  mtu?: number
 }

@@ -835,5 +835,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.Tunnel = nativeBinding.Tunnel
 module.exports.buildInfo = nativeBinding.buildInfo
+module.exports.generateKeypair = nativeBinding.generateKeypair
+module.exports.publicKeyOf = nativeBinding.publicKeyOf
 module.exports.runtimeInfo = nativeBinding.runtimeInfo

@@ -1,9 +1,13 @@
 //! The napi-rs addon: the edge of dnsnat where devices, sockets and time live.
 //!
 //! The boundary rule holds here: no per-packet work ever crosses into
-//! JavaScript. This module only exposes control-plane functions; the packet
-//! loops will run on the tokio runtime installed below.
+//! JavaScript. JavaScript configures, sends and receives control messages, and
+//! reads counters; every packet stays on the tokio runtime installed below.
 
+mod keys;
 mod runtime;
+mod tunnel;
 
+pub use keys::{KeyPair, generate_keypair, public_key_of};
 pub use runtime::{BuildInfo, RuntimeInfo, build_info, runtime_info};
+pub use tunnel::{PeerOptions, PeerStatus, Tunnel, TunnelEvent, TunnelOptions};

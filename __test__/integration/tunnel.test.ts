@@ -1,0 +1,145 @@
+// Two real dnsnat tunnels in two network namespaces joined by veth: real TUN
+// devices, real WireGuard crypto (boringtun), real kernel ping. Needs root.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import native from '../../ts/native.js';
+import { type JsonLineProcess, Lab } from '../support/netns.js';
+import { canRunPrivileged } from '../support/privileges.js';
+
+const fixture = join(__dirname, '..', 'fixtures', 'tunnel-node.cjs');
+const run = canRunPrivileged('tunnel integration tests');
+
+type Counters = Record<string, number>;
+
+async function counters(p: JsonLineProcess): Promise<Counters> {
+  const before = p.lines.length;
+  p.send({ counters: true });
+  const line = await p.waitFor<{ counters?: Counters }>(
+    (l) => l.counters !== undefined && p.lines.indexOf(l) >= before,
+    5000,
+    'counters',
+  );
+  return line.counters as Counters;
+}
+
+describe.runIf(run)('WireGuard tunnel between two namespaces', () => {
+  const lab = new Lab('tun');
+  let a: string;
+  let b: string;
+  let pa: JsonLineProcess;
+  let pb: JsonLineProcess;
+  const ka = native.generateKeypair();
+  const kb = native.generateKeypair();
+
+  beforeAll(async () => {
+    a = lab.netns('a');
+    b = lab.netns('b');
+    lab.link(a, ['198.18.0.1/24', '2001:db8::1/64'], b, ['198.18.0.2/24', '2001:db8::2/64']);
+    pb = lab.node(b, fixture, {
+      tunnel: {
+        name: 'dnsnat-b',
+        privateKey: kb.privateKey,
+        listen: '0.0.0.0:51820',
+        ipv4: '100.64.0.2',
+        ipv6: 'fd00:2021:1111::2',
+        routes: ['100.64.0.1/32', 'fd00:2021:1111::1/128'],
+      },
+      // No endpoint: B learns A's address from A's authenticated handshake.
+      peers: [{ publicKey: ka.publicKey, allowedIps: ['100.64.0.1/32', 'fd00:2021:1111::1/128'] }],
+    });
+    await pb.waitFor((l) => l.ready === true, 10_000, 'tunnel B ready');
+    pa = lab.node(a, fixture, {
+      tunnel: {
+        name: 'dnsnat-a',
+        privateKey: ka.privateKey,
+        ipv4: '100.64.0.1',
+        ipv6: 'fd00:2021:1111::1',
+        routes: ['100.64.0.2/32', 'fd00:2021:1111::2/128'],
+      },
+      peers: [
+        {
+          publicKey: kb.publicKey,
+          endpoint: '198.18.0.2:51820',
+          allowedIps: ['100.64.0.2/32', 'fd00:2021:1111::2/128'],
+        },
+      ],
+    });
+    await pa.waitFor((l) => l.ready === true, 10_000, 'tunnel A ready');
+  });
+
+  afterAll(() => lab.cleanup());
+
+  it('carries IPv4 ping both ways through the encrypted tunnel', () => {
+    const out = lab.exec(a, 'ping', ['-c', '3', '-i', '0.2', '-W', '3', '100.64.0.2']);
+    expect(out).toMatch(/3 received/);
+    const back = lab.exec(b, 'ping', ['-c', '2', '-i', '0.2', '-W', '3', '100.64.0.1']);
+    expect(back).toMatch(/2 received/);
+  });
+
+  it('carries IPv6 ping through the tunnel', () => {
+    const out = lab.exec(a, 'ping', ['-6', '-c', '2', '-i', '0.2', '-W', '3', 'fd00:2021:1111::2']);
+    expect(out).toMatch(/2 received/);
+  });
+
+  it('reports the handshake as a peer-up event on both sides', async () => {
+    await pa.waitFor<{ event?: { kind: string; peer: string } }>(
+      (l) => l.event?.kind === 'peer-up' && l.event.peer === kb.publicKey,
+    );
+    await pb.waitFor<{ event?: { kind: string; peer: string } }>(
+      (l) => l.event?.kind === 'peer-up' && l.event.peer === ka.publicKey,
+    );
+  });
+
+  it('delivers control messages to JavaScript and never to the device', async () => {
+    const before = await counters(pb);
+    const body = JSON.stringify({ resource: 'web', domain: 'app.corp.example', proxy_ips: [], seq: 7 });
+    pa.send({ sendControl: [kb.publicKey, 0, body] });
+    const got = await pb.waitFor<{ event?: { kind: string; messageType?: number; body?: string } }>(
+      (l) => l.event?.kind === 'control' && l.event.body === body,
+    );
+    expect(got.event?.messageType).toBe(0);
+    const after = await counters(pb);
+    expect(after.control_rx).toBe((before.control_rx ?? 0) + 1);
+    expect(after.tun_tx_packets).toBe(before.tun_tx_packets);
+  });
+
+  it('drops packets whose source the peer may not use (cryptokey routing)', async () => {
+    lab.exec(a, 'ip', ['addr', 'add', '100.64.0.9/32', 'dev', 'dnsnat-a']);
+    const before = await counters(pb);
+    lab.exec(a, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', '-I', '100.64.0.9', '100.64.0.2'], {
+      allowFail: true,
+    });
+    const after = await counters(pb);
+    expect(after.drop_source_not_allowed).toBeGreaterThanOrEqual((before.drop_source_not_allowed ?? 0) + 2);
+  });
+
+  it('drops and counts datagrams from unknown keys without answering', async () => {
+    const stranger = native.generateKeypair();
+    const before = await counters(pb);
+    const pc = lab.node(a, fixture, {
+      tunnel: {
+        name: 'dnsnat-c',
+        privateKey: stranger.privateKey,
+        ipv4: '100.64.0.3',
+        routes: ['100.64.0.2/32'],
+      },
+      peers: [{ publicKey: kb.publicKey, endpoint: '198.18.0.2:51820', allowedIps: ['100.64.0.2/32'] }],
+    });
+    await pc.waitFor((l) => l.ready === true);
+    lab.exec(a, 'ping', ['-c', '1', '-W', '1', '-I', 'dnsnat-c', '100.64.0.2'], { allowFail: true });
+    const after = await counters(pb);
+    expect(after.drop_unknown_peer).toBeGreaterThan(before.drop_unknown_peer ?? 0);
+    const c = await counters(pc);
+    expect(c.udp_rx_datagrams).toBe(0);
+    pc.send({ stop: true });
+  });
+
+  it('stop removes the device and lets the process exit on its own', async () => {
+    pb.send({ stop: true });
+    await pb.waitFor((l) => l.stopped === true);
+    // Exits by itself: the event callback was released, nothing keeps Node alive.
+    expect(await pb.exited).toBe(0);
+    const links = lab.exec(b, 'ip', ['-o', 'link', 'show']);
+    expect(links).not.toContain('dnsnat-b');
+  });
+});

@@ -1,0 +1,38 @@
+//! Counters of the tunnel: every drop has a reason and a number.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($name:ident),* $(,)?) => {
+        #[derive(Default)]
+        pub struct Counters { $(pub $name: AtomicU64,)* }
+
+        impl Counters {
+            /// Name/value pairs, for `dnsnat status` and Prometheus.
+            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    tun_rx_packets,
+    tun_tx_packets,
+    udp_rx_datagrams,
+    udp_tx_datagrams,
+    control_rx,
+    control_tx,
+    drop_no_peer_for_destination,
+    drop_unknown_peer,
+    drop_invalid_datagram,
+    drop_source_not_allowed,
+    drop_control_malformed,
+    drop_send_error,
+    drop_tun_write_error,
+    drop_event_queue_full,
+}
+
+pub fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}

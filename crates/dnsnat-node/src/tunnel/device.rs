@@ -1,0 +1,85 @@
+//! The TUN device: created on start, configured with the tunnel addresses and
+//! the routes of the role, removed when the last handle closes.
+//!
+//! The device is not persistent, so the kernel deletes it when its file
+//! descriptor closes: on `stop()`, and also when the process dies in any way.
+//! `tun` 0.8 configures IPv4 only; the IPv6 address and all routes go through
+//! iproute2, which the project requires anyway (namespaces, tests, demo).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::process::Command;
+
+use super::cidr::Cidr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error(
+        "cannot create TUN device '{name}': {source} (dnsnat needs Linux, /dev/net/tun and root or CAP_NET_ADMIN)"
+    )]
+    Create { name: String, source: tun::Error },
+    #[error("cannot configure TUN device '{name}': `ip {args}` failed: {stderr}")]
+    Configure {
+        name: String,
+        args: String,
+        stderr: String,
+    },
+}
+
+pub struct DeviceConfig<'a> {
+    pub name: &'a str,
+    pub mtu: u16,
+    pub ipv4: Ipv4Addr,
+    pub ipv6: Option<Ipv6Addr>,
+    pub routes: &'a [Cidr],
+}
+
+fn ip(name: &str, args: &[&str]) -> Result<(), DeviceError> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| DeviceError::Configure {
+            name: name.into(),
+            args: args.join(" "),
+            stderr: e.to_string(),
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(DeviceError::Configure {
+            name: name.into(),
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Creates and configures the device. Must run inside the tokio runtime.
+pub fn create(cfg: &DeviceConfig<'_>) -> Result<tun::AsyncDevice, DeviceError> {
+    let mut tc = tun::Configuration::default();
+    tc.tun_name(cfg.name)
+        .address(cfg.ipv4)
+        .netmask(Ipv4Addr::BROADCAST)
+        .mtu(cfg.mtu)
+        .up();
+    let dev = tun::create_as_async(&tc).map_err(|source| DeviceError::Create {
+        name: cfg.name.into(),
+        source,
+    })?;
+    if let Some(v6) = cfg.ipv6 {
+        let addr = format!("{v6}/128");
+        ip(
+            cfg.name,
+            &["-6", "addr", "add", &addr, "dev", cfg.name, "nodad"],
+        )?;
+    }
+    for route in cfg.routes {
+        let r = route.to_string();
+        let family = if matches!(route.addr, IpAddr::V4(_)) {
+            "-4"
+        } else {
+            "-6"
+        };
+        ip(cfg.name, &[family, "route", "replace", &r, "dev", cfg.name])?;
+    }
+    Ok(dev)
+}

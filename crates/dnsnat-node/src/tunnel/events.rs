@@ -1,0 +1,67 @@
+//! Control events for JavaScript, delivered in batches.
+//!
+//! The loops never call into JavaScript: they push onto a bounded channel, and
+//! one task drains whatever has accumulated into a single call. Under a burst
+//! this turns N events into a handful of calls; when the channel is full the
+//! event is counted and dropped rather than blocking a packet loop.
+
+use napi::Status;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use tokio::sync::mpsc;
+
+use super::counters::{Counters, inc};
+use std::sync::Arc;
+
+/// Events queued before the loops start dropping them.
+const QUEUE: usize = 4096;
+/// Largest batch handed to JavaScript in one call.
+const MAX_BATCH: usize = 256;
+
+/// One control-plane event.
+#[napi(object)]
+#[derive(Clone, Debug)]
+pub struct TunnelEvent {
+    /// `control` (a control message arrived), `peer-up` (handshake done),
+    /// `peer-down` (no handshake for too long).
+    pub kind: String,
+    /// Base64 public key of the peer concerned.
+    pub peer: String,
+    /// Control message type byte (DESIGN §4), for `control`.
+    pub message_type: Option<u32>,
+    /// Control message JSON body, for `control`.
+    pub body: Option<String>,
+}
+
+pub type EventCallback = ThreadsafeFunction<Vec<TunnelEvent>, (), Vec<TunnelEvent>, Status, false>;
+
+#[derive(Clone)]
+pub struct EventSink {
+    tx: mpsc::Sender<TunnelEvent>,
+    counters: Arc<Counters>,
+}
+
+impl EventSink {
+    pub fn push(&self, event: TunnelEvent) {
+        if self.tx.try_send(event).is_err() {
+            inc(&self.counters.drop_event_queue_full);
+        }
+    }
+}
+
+/// Starts the batching task; it ends when every sink is dropped, and drops the
+/// callback with it so Node can exit.
+pub fn spawn(
+    callback: EventCallback,
+    counters: Arc<Counters>,
+) -> (EventSink, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<TunnelEvent>(QUEUE);
+    let task = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let out = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+            callback.call(out, ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    });
+    (EventSink { tx, counters }, task)
+}

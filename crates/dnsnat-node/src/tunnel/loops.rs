@@ -1,0 +1,247 @@
+//! The packet loops of a tunnel: TUN → WireGuard → UDP, UDP → WireGuard → TUN,
+//! and the WireGuard timers. Every packet stays in Rust; JavaScript only hears
+//! about control messages and peers coming and going, through [`EventSink`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use boringtun::noise::errors::WireGuardError;
+use boringtun::noise::handshake::parse_handshake_anon;
+use boringtun::noise::{Packet, Tunn, TunnResult};
+use boringtun::x25519::{PublicKey, StaticSecret};
+use dnsnat_core::control;
+use tokio::net::UdpSocket;
+
+use super::counters::{Counters, inc};
+use super::events::{EventSink, TunnelEvent};
+use super::peers::{Peer, PeerTable, addresses};
+
+/// Largest IP packet read from the device or a datagram from the socket.
+const MAX_PACKET: usize = 65_535;
+/// WireGuard's data overhead (header + tag); also the minimum 148-byte
+/// handshake buffer boringtun requires is far below `MAX_PACKET`.
+const WG_OVERHEAD: usize = 32;
+/// How often boringtun's timers run (handshake retries, keepalives, rekeys).
+const TIMER_TICK: Duration = Duration::from_millis(250);
+/// WireGuard rejects a session after 180 s without a new handshake; a peer
+/// silent that long is reported down.
+const PEER_DOWN_AFTER: Duration = Duration::from_secs(180);
+
+pub struct Shared {
+    pub secret: StaticSecret,
+    pub public: PublicKey,
+    pub peers: RwLock<PeerTable>,
+    pub socket: UdpSocket,
+    pub device: tun::AsyncDevice,
+    pub counters: Arc<Counters>,
+    pub events: EventSink,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a peer lock must not take the whole tunnel down.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub fn peers(&self) -> std::sync::RwLockReadGuard<'_, PeerTable> {
+        self.peers.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn peers_mut(&self) -> std::sync::RwLockWriteGuard<'_, PeerTable> {
+        self.peers.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, datagram: &[u8], to: Option<SocketAddr>) {
+        let Some(to) = to else {
+            inc(&self.counters.drop_send_error);
+            return;
+        };
+        // Non-blocking: a full socket buffer drops like a full link would,
+        // instead of stalling the loop (and every other peer) behind it.
+        match self.socket.try_send_to(datagram, to) {
+            Ok(_) => inc(&self.counters.udp_tx_datagrams),
+            Err(_) => inc(&self.counters.drop_send_error),
+        }
+    }
+
+    /// Encrypts `packet` for `peer` and sends it (or starts a handshake and
+    /// lets boringtun queue the packet until it completes).
+    pub fn send_to_peer(&self, peer: &Peer, packet: &[u8], out: &mut [u8]) {
+        let endpoint = peer.endpoint();
+        let mut tunn = lock(&peer.tunn);
+        match tunn.encapsulate(packet, out) {
+            TunnResult::WriteToNetwork(datagram) => self.send(datagram, endpoint),
+            TunnResult::Err(_) => inc(&self.counters.drop_send_error),
+            _ => {}
+        }
+    }
+
+    fn peer_for_datagram(&self, datagram: &[u8]) -> Option<Arc<Peer>> {
+        let peers = self.peers();
+        match Tunn::parse_incoming_packet(datagram).ok()? {
+            Packet::HandshakeInit(init) => {
+                let half = parse_handshake_anon(&self.secret, &self.public, &init).ok()?;
+                peers.by_key(&half.peer_static_public)
+            }
+            Packet::HandshakeResponse(p) => peers.by_session_index(p.receiver_idx),
+            Packet::PacketCookieReply(p) => peers.by_session_index(p.receiver_idx),
+            Packet::PacketData(p) => peers.by_session_index(p.receiver_idx),
+        }
+    }
+
+    fn note_handshake(&self, peer: &Peer, tunn: &Tunn) {
+        let recent = tunn
+            .time_since_last_handshake()
+            .is_some_and(|t| t < PEER_DOWN_AFTER);
+        if recent && !peer.up.swap(true, Ordering::Relaxed) {
+            self.events.push(TunnelEvent {
+                kind: "peer-up".into(),
+                peer: peer.public_b64.clone(),
+                message_type: None,
+                body: None,
+            });
+        }
+    }
+
+    /// A decrypted packet from `peer`: a control message goes to JavaScript,
+    /// anything else to the device if cryptokey routing allows its source.
+    async fn deliver(&self, peer: &Peer, packet: &[u8]) {
+        if control::is_control(packet) {
+            match control::parse(packet) {
+                Ok(msg) => {
+                    inc(&self.counters.control_rx);
+                    self.events.push(TunnelEvent {
+                        kind: "control".into(),
+                        peer: peer.public_b64.clone(),
+                        message_type: Some(u32::from(msg.kind.to_byte())),
+                        body: Some(msg.body.to_string()),
+                    });
+                }
+                Err(_) => inc(&self.counters.drop_control_malformed),
+            }
+            return;
+        }
+        match addresses(packet) {
+            Some((src, _)) if peer.allows_source(src) => match self.device.send(packet).await {
+                Ok(_) => inc(&self.counters.tun_tx_packets),
+                Err(_) => inc(&self.counters.drop_tun_write_error),
+            },
+            Some(_) => inc(&self.counters.drop_source_not_allowed),
+            None => inc(&self.counters.drop_invalid_datagram),
+        }
+    }
+}
+
+/// Device → peers.
+pub async fn tun_to_udp(shared: Arc<Shared>) {
+    let mut buf = vec![0u8; MAX_PACKET];
+    let mut out = vec![0u8; MAX_PACKET + WG_OVERHEAD];
+    loop {
+        let n = match shared.device.recv(&mut buf).await {
+            Ok(n) => n,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        inc(&shared.counters.tun_rx_packets);
+        let packet = &buf[..n];
+        let Some((_, dst)) = addresses(packet) else {
+            inc(&shared.counters.drop_invalid_datagram);
+            continue;
+        };
+        let peer = shared.peers().route(dst);
+        match peer {
+            Some(peer) => shared.send_to_peer(&peer, packet, &mut out),
+            None => inc(&shared.counters.drop_no_peer_for_destination),
+        }
+    }
+}
+
+/// Peers → device.
+pub async fn udp_to_tun(shared: Arc<Shared>) {
+    let mut buf = vec![0u8; MAX_PACKET];
+    let mut out = vec![0u8; MAX_PACKET + WG_OVERHEAD];
+    loop {
+        let (n, from) = match shared.socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(_) => continue,
+        };
+        inc(&shared.counters.udp_rx_datagrams);
+        let datagram = &buf[..n];
+        let Some(peer) = shared.peer_for_datagram(datagram) else {
+            // Unknown or invalid key: dropped, never answered.
+            inc(&shared.counters.drop_unknown_peer);
+            continue;
+        };
+        // Decrypt under the peer's lock; the plaintext (if any) is handed to
+        // the device after the lock is released, since that write may wait.
+        let mut inner: Option<(usize, usize)> = None;
+        let base = out.as_ptr() as usize;
+        {
+            let mut tunn = lock(&peer.tunn);
+            let mut result = tunn.decapsulate(Some(from.ip()), datagram, &mut out);
+            loop {
+                match result {
+                    TunnResult::Done => break,
+                    TunnResult::Err(e) => {
+                        if !matches!(e, WireGuardError::DuplicateCounter) {
+                            inc(&shared.counters.drop_invalid_datagram);
+                        }
+                        break;
+                    }
+                    TunnResult::WriteToNetwork(reply) => {
+                        shared.send(reply, Some(from));
+                        result = tunn.decapsulate(None, &[], &mut out);
+                    }
+                    TunnResult::WriteToTunnelV4(p, _) | TunnResult::WriteToTunnelV6(p, _) => {
+                        let start = p.as_ptr() as usize - base;
+                        inner = Some((start, start + p.len()));
+                        break;
+                    }
+                }
+            }
+            shared.note_handshake(&peer, &tunn);
+        }
+        if let Some((start, end)) = inner {
+            // Authenticated traffic: the peer is reachable here now.
+            *lock(&peer.endpoint) = Some(from);
+            if end > start {
+                shared.deliver(&peer, &out[start..end]).await;
+            }
+        }
+    }
+}
+
+/// WireGuard timers for every peer.
+pub async fn timers(shared: Arc<Shared>) {
+    let mut out = vec![0u8; 512];
+    let mut tick = tokio::time::interval(TIMER_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let peers: Vec<Arc<Peer>> = shared.peers().all().cloned().collect();
+        for peer in peers {
+            let endpoint = peer.endpoint();
+            let mut tunn = lock(&peer.tunn);
+            match tunn.update_timers(&mut out) {
+                TunnResult::WriteToNetwork(datagram) => shared.send(datagram, endpoint),
+                TunnResult::Err(WireGuardError::ConnectionExpired) | TunnResult::Err(_) => {}
+                _ => {}
+            }
+            let stale = tunn
+                .time_since_last_handshake()
+                .is_none_or(|t| t >= PEER_DOWN_AFTER);
+            if stale && peer.up.swap(false, Ordering::Relaxed) {
+                shared.events.push(TunnelEvent {
+                    kind: "peer-down".into(),
+                    peer: peer.public_b64.clone(),
+                    message_type: None,
+                    body: None,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! A WireGuard tunnel with its TUN device, exposed to JavaScript as `Tunnel`.
+//!
+//! This is the transport both roles build on: the client adds its gateways as
+//! peers, the gateway its clients. JavaScript configures it and exchanges
+//! control messages through it; packets never leave Rust.
+
+mod cidr;
+mod counters;
+mod device;
+mod events;
+mod loops;
+mod peers;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use boringtun::noise::Tunn;
+use boringtun::x25519::PublicKey;
+use dnsnat_core::constants::TUN_MTU;
+use dnsnat_core::control::{self, MessageType};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use tokio::task::JoinHandle;
+
+pub use cidr::Cidr;
+pub use events::{EventCallback, TunnelEvent};
+
+use crate::keys;
+use counters::Counters;
+use loops::Shared;
+use peers::{Peer, PeerTable};
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::new(Status::InvalidArg, msg.into())
+}
+
+/// How to create a tunnel.
+#[napi(object)]
+pub struct TunnelOptions {
+    /// Name of the TUN device, e.g. `dnsnat0`.
+    pub name: String,
+    /// Our WireGuard private key, base64.
+    pub private_key: String,
+    /// UDP address to listen on, e.g. `0.0.0.0:51820`; default `0.0.0.0:0`.
+    pub listen: Option<String>,
+    /// Our IPv4 address inside the tunnel.
+    pub ipv4: String,
+    /// Our IPv6 address inside the tunnel.
+    pub ipv6: Option<String>,
+    /// Prefixes routed into the device, e.g. the proxy ranges on a client.
+    pub routes: Option<Vec<String>>,
+    /// Device MTU; default 1280.
+    pub mtu: Option<u32>,
+}
+
+/// A WireGuard peer.
+#[napi(object)]
+pub struct PeerOptions {
+    /// The peer's public key, base64.
+    pub public_key: String,
+    /// Where to reach it (`host:port`); optional for peers that connect to us.
+    pub endpoint: Option<String>,
+    /// Prefixes routed to this peer, and the only sources accepted from it.
+    pub allowed_ips: Vec<String>,
+    /// Seconds between keepalives (WireGuard's PersistentKeepalive).
+    pub persistent_keepalive: Option<u32>,
+}
+
+/// A peer as seen now.
+#[napi(object)]
+pub struct PeerStatus {
+    pub public_key: String,
+    pub endpoint: Option<String>,
+    pub up: bool,
+    /// Milliseconds since the last completed handshake.
+    pub last_handshake_ms_ago: Option<f64>,
+    pub tx_bytes: f64,
+    pub rx_bytes: f64,
+}
+
+#[napi]
+pub struct Tunnel {
+    shared: Option<Arc<Shared>>,
+    tasks: Vec<JoinHandle<()>>,
+    name: String,
+    local_port: u32,
+}
+
+#[napi]
+impl Tunnel {
+    /// Creates the device, binds the socket and starts the loops. `onEvents`
+    /// receives batches of control events until `stop()`.
+    #[napi(factory)]
+    pub async fn create(options: TunnelOptions, on_events: EventCallback) -> Result<Tunnel> {
+        let secret =
+            keys::parse_private(&options.private_key).map_err(|e| invalid(e.to_string()))?;
+        let public = PublicKey::from(&secret);
+        let ipv4: Ipv4Addr = options.ipv4.parse().map_err(|_| {
+            invalid(format!(
+                "ipv4: expected an IPv4 address, got '{}'",
+                options.ipv4
+            ))
+        })?;
+        let ipv6: Option<Ipv6Addr> = match &options.ipv6 {
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| invalid(format!("ipv6: expected an IPv6 address, got '{s}'")))?,
+            ),
+            None => None,
+        };
+        let routes = options
+            .routes
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                r.parse::<Cidr>()
+                    .map_err(|e| invalid(format!("routes: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mtu = match options.mtu {
+            None => TUN_MTU,
+            Some(m) => u16::try_from(m)
+                .ok()
+                .filter(|m| *m >= 1280)
+                .ok_or_else(|| invalid(format!("mtu: expected 1280..=65535, got {m}")))?,
+        };
+        let listen: SocketAddr = options
+            .listen
+            .as_deref()
+            .unwrap_or("0.0.0.0:0")
+            .parse()
+            .map_err(|_| invalid("listen: expected host:port, e.g. 0.0.0.0:51820"))?;
+
+        let socket = tokio::net::UdpSocket::bind(listen)
+            .await
+            .map_err(|e| Error::from_reason(format!("cannot listen on {listen}: {e}")))?;
+        let local_port = u32::from(socket.local_addr()?.port());
+        let device = device::create(&device::DeviceConfig {
+            name: &options.name,
+            mtu,
+            ipv4,
+            ipv6,
+            routes: &routes,
+        })
+        .map_err(|e| Error::from_reason(e.to_string()))?;
+
+        let counters = Arc::new(Counters::default());
+        let (events, events_task) = events::spawn(on_events, counters.clone());
+        let shared = Arc::new(Shared {
+            secret,
+            public,
+            peers: RwLock::new(PeerTable::default()),
+            socket,
+            device,
+            counters,
+            events,
+        });
+        let tasks = vec![
+            tokio::spawn(loops::tun_to_udp(shared.clone())),
+            tokio::spawn(loops::udp_to_tun(shared.clone())),
+            tokio::spawn(loops::timers(shared.clone())),
+            events_task,
+        ];
+        Ok(Tunnel {
+            shared: Some(shared),
+            tasks,
+            name: options.name,
+            local_port,
+        })
+    }
+
+    fn shared(&self) -> Result<&Arc<Shared>> {
+        self.shared
+            .as_ref()
+            .ok_or_else(|| Error::new(Status::GenericFailure, "tunnel is stopped"))
+    }
+
+    /// Name of the TUN device.
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// The UDP port the tunnel listens on (useful with port 0).
+    #[napi(getter)]
+    pub fn local_port(&self) -> u32 {
+        self.local_port
+    }
+
+    /// Our public key, base64.
+    #[napi(getter)]
+    pub fn public_key(&self) -> Result<String> {
+        Ok(keys::encode(self.shared()?.public.as_bytes()))
+    }
+
+    /// Adds a peer, or replaces the one with the same key.
+    #[napi]
+    pub fn add_peer(&self, peer: PeerOptions) -> Result<()> {
+        let shared = self.shared()?;
+        let public_key =
+            keys::parse_public(&peer.public_key).map_err(|e| invalid(e.to_string()))?;
+        let allowed = peer
+            .allowed_ips
+            .iter()
+            .map(|r| {
+                r.parse::<Cidr>()
+                    .map_err(|e| invalid(format!("allowedIps: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let endpoint = match &peer.endpoint {
+            Some(e) => Some(
+                e.parse::<SocketAddr>()
+                    .map_err(|_| invalid(format!("endpoint: expected host:port, got '{e}'")))?,
+            ),
+            None => None,
+        };
+        let keepalive = peer
+            .persistent_keepalive
+            .map(|k| {
+                u16::try_from(k).map_err(|_| invalid("persistentKeepalive: expected 0..=65535"))
+            })
+            .transpose()?
+            .filter(|k| *k > 0);
+        let mut table = shared.peers_mut();
+        let index = table.next_index();
+        let tunn = Tunn::new(
+            shared.secret.clone(),
+            public_key,
+            None,
+            keepalive,
+            index,
+            None,
+        );
+        table.insert(Peer {
+            index,
+            public_key,
+            public_b64: keys::encode(public_key.as_bytes()),
+            allowed,
+            tunn: Mutex::new(tunn),
+            endpoint: Mutex::new(endpoint),
+            up: AtomicBool::new(false),
+        });
+        Ok(())
+    }
+
+    /// Removes a peer; true if it existed.
+    #[napi]
+    pub fn remove_peer(&self, public_key: String) -> Result<bool> {
+        let key = keys::parse_public(&public_key).map_err(|e| invalid(e.to_string()))?;
+        Ok(self.shared()?.peers_mut().remove(key.as_bytes()).is_some())
+    }
+
+    /// Sends a control message (DESIGN §4) to a peer through the tunnel.
+    #[napi]
+    pub fn send_control(&self, public_key: String, message_type: u32, body: String) -> Result<()> {
+        let shared = self.shared()?;
+        let key = keys::parse_public(&public_key).map_err(|e| invalid(e.to_string()))?;
+        let kind = u8::try_from(message_type)
+            .map(MessageType::from_byte)
+            .map_err(|_| invalid("messageType: expected 0..=255"))?;
+        let packet = control::build(kind, &body).map_err(|e| invalid(e.to_string()))?;
+        let peer = shared
+            .peers()
+            .by_key(key.as_bytes())
+            .ok_or_else(|| invalid(format!("unknown peer {public_key}")))?;
+        let mut out = vec![0u8; packet.len() + 148];
+        shared.send_to_peer(&peer, &packet, &mut out);
+        counters::inc(&shared.counters.control_tx);
+        Ok(())
+    }
+
+    /// Every counter by name.
+    #[napi]
+    pub fn counters(&self) -> Result<HashMap<String, f64>> {
+        Ok(self
+            .shared()?
+            .counters
+            .snapshot()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v as f64))
+            .collect())
+    }
+
+    /// The peers and their handshake state.
+    #[napi]
+    pub fn peers(&self) -> Result<Vec<PeerStatus>> {
+        let shared = self.shared()?;
+        let peers = shared.peers();
+        Ok(peers
+            .all()
+            .map(|p| {
+                let tunn = p.tunn.lock().unwrap_or_else(|e| e.into_inner());
+                let (since, tx, rx, _, _) = tunn.stats();
+                PeerStatus {
+                    public_key: p.public_b64.clone(),
+                    endpoint: p.endpoint().map(|e| e.to_string()),
+                    up: p.up.load(Ordering::Relaxed),
+                    last_handshake_ms_ago: since.map(|d| d.as_secs_f64() * 1000.0),
+                    tx_bytes: tx as f64,
+                    rx_bytes: rx as f64,
+                }
+            })
+            .collect())
+    }
+
+    /// Stops the loops, closes the socket, removes the device and releases the
+    /// event callback so Node can exit. Idempotent.
+    #[napi]
+    pub fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        self.shared = None;
+    }
+}
