@@ -7,8 +7,8 @@
 //! and a simulated network.
 
 pub mod constants;
-pub mod nat;
 pub mod control;
 pub mod dns;
+pub mod nat;
 pub mod packet;
 pub mod pattern;
