@@ -1,4 +1,6 @@
 // Public library entry point: `import { … } from 'dnsnat'`.
+
+export { generateKeyPair, type KeyPair, publicKeyOf } from './keys.js';
 export type { BuildInfo, RuntimeInfo } from './native.js';
 export { formatVersion, packageVersion, type VersionReport, versionReport } from './version.js';
 

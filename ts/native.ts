@@ -3,5 +3,5 @@
 // is written down once.
 import native = require('../index.js');
 
-export type { BuildInfo, RuntimeInfo } from '../index.js';
+export type { BuildInfo, KeyPair, RuntimeInfo } from '../index.js';
 export default native;

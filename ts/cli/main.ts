@@ -1,5 +1,7 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { generateKeyPair, publicKeyOf } from '../keys.js';
 import { formatVersion, packageVersion, versionReport } from '../version.js';
 
 function main(argv: string[]): void {
@@ -23,6 +25,27 @@ function main(argv: string[]): void {
     }
     program.help();
   });
+
+  program
+    .command('keygen')
+    .description('print a new WireGuard private key (like `wg genkey`); --json adds the public key')
+    .action(() => {
+      const pair = generateKeyPair();
+      const json = program.opts<{ json?: boolean }>().json;
+      process.stdout.write(json ? `${JSON.stringify(pair)}\n` : `${pair.privateKey}\n`);
+    });
+
+  program
+    .command('pubkey')
+    .description('read a private key on stdin and print its public key (like `wg pubkey`)')
+    .action(() => {
+      const input = readFileSync(0, 'utf8');
+      try {
+        process.stdout.write(`${publicKeyOf(input.trim())}\n`);
+      } catch (e) {
+        program.error(`error: stdin: ${(e as Error).message}`, { exitCode: 1 });
+      }
+    });
 
   program
     .command('demo')
