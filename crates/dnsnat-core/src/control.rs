@@ -194,12 +194,18 @@ mod tests {
         assert_eq!(parse(&r), Err(ControlError::Reserved));
         let mut l = p.clone();
         l[5] += 1;
-        assert!(matches!(parse(&l), Err(ControlError::LengthMismatch { .. })));
+        assert!(matches!(
+            parse(&l),
+            Err(ControlError::LengthMismatch { .. })
+        ));
         let mut u = build(MessageType::Goodbye, "ab").unwrap();
         let n = u.len();
         u[n - 1] = 0xFF;
         assert_eq!(parse(&u), Err(ControlError::NotUtf8));
-        assert_eq!(parse(&p[..IPV6_HEADER_LEN + 3]), Err(ControlError::Truncated));
+        assert_eq!(
+            parse(&p[..IPV6_HEADER_LEN + 3]),
+            Err(ControlError::Truncated)
+        );
     }
 
     proptest! {
