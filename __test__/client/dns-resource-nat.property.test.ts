@@ -249,7 +249,7 @@ describe('DnsResourceNat properties', () => {
             };
             world.at(0, noise);
           }
-          world.settle(48 * 3_600_000);
+          world.run(48 * 3_600_000);
           expect(world.violations.slice(0, 5)).toEqual([]);
           for (let i = 0; i < p.domains; i++) {
             const key = {

@@ -3,7 +3,7 @@
 // system, and loss from 0 to 50 % in each direction. Deterministic: the same seed replays the same run.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { DnsQueryMatch } from '../../ts/client/dns-resource-nat.js';
-import { LossyWorld, type LossyWorld as LossyWorldType, startApp } from './support/lossy-world.js';
+import { LossyWorld, startApp } from './support/lossy-world.js';
 
 const DOMAINS = 500;
 const UNRESOLVABLE_EVERY = 10; // every 10th domain never resolves: 50 of them
@@ -12,7 +12,7 @@ const NOISE_UNTIL_MS = 20 * 60_000;
 const HORIZON_MS = 3 * 3_600_000;
 
 interface Outcome {
-  world: LossyWorldType;
+  world: LossyWorld;
   resolvable: string[];
   unresolvable: string[];
   apps: Map<string, { done: () => boolean; attempts: () => number }>;
@@ -59,7 +59,7 @@ function simulate(seed: number, loss: number): Outcome {
     if (world.now < NOISE_UNTIL_MS) world.at(world.now + world.rng.int(50, 600), noise);
   };
   world.at(0, noise);
-  world.settle(HORIZON_MS);
+  world.run(HORIZON_MS);
   return { world, resolvable: domains.filter((d) => !unresolvable.includes(d)), unresolvable, apps, match };
 }
 

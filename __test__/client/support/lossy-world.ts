@@ -168,11 +168,6 @@ export class LossyWorld {
     if (until !== Number.POSITIVE_INFINITY) this.now = Math.max(this.now, until);
   }
 
-  /** Runs until nothing is scheduled and no timer is armed (bounded by `limit`). */
-  settle(limit: number): void {
-    this.run(limit);
-  }
-
   get idle(): boolean {
     return this.events.size === 0 && this.nat.pollTimeout() === undefined;
   }
