@@ -136,6 +136,12 @@ impl EventQueue {
             .push(StubEvent::ProxyIpsExhausted { domain, message });
     }
 
+    /// Stops coalescing with the events already queued (used when the resources
+    /// change, so a later query reports the new matches).
+    pub fn forget_domains(&mut self) {
+        self.domains.clear();
+    }
+
     /// Takes the batch, in arrival order.
     pub fn take(&mut self) -> Vec<StubEvent> {
         self.domains.clear();
@@ -198,5 +204,14 @@ mod tests {
         assert_eq!(q.dropped(), 2);
         // A dropped domain is not remembered as pending.
         assert!(!q.has_domain("c.example"));
+    }
+
+    #[test]
+    fn forgetting_domains_lets_the_same_domain_be_reported_again() {
+        let mut q = EventQueue::new(16);
+        q.push_resource_query(rq("a.example"));
+        q.forget_domains();
+        q.push_resource_query(rq("a.example"));
+        assert_eq!(q.len(), 2);
     }
 }

@@ -134,6 +134,7 @@ impl Stub {
     /// belong to domains, not resources.
     pub fn set_resources(&mut self, resources: ResourceTable) {
         self.resources = resources;
+        self.events.forget_domains();
     }
 
     pub fn resources(&self) -> &ResourceTable {

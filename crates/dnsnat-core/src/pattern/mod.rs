@@ -223,10 +223,13 @@ impl Pattern {
     }
 
     /// Whether `domain` (presentation format, any case, optional trailing dot)
-    /// matches this pattern. This is the gateway's check of an `AssignedIps` domain.
+    /// matches this pattern. This is the gateway's check of an `AssignedIps` domain,
+    /// so it also insists on a plain host name: labels of 1 to 63 letters, digits,
+    /// `-` or `_`, at most 253 characters in all (the client's stub never reports
+    /// any other name).
     pub fn matches(&self, domain: &str) -> bool {
         let domain = domain.strip_suffix('.').unwrap_or(domain);
-        if domain.is_empty() {
+        if !is_hostname(domain) {
             return false;
         }
         let lower = domain.to_ascii_lowercase();
@@ -241,6 +244,19 @@ impl Pattern {
         }
         self.starts_with_lone_star() && labels_match(&self.labels[1..], name)
     }
+}
+
+/// Whether `domain` (no trailing dot) is a plain host name: 1 to 253 characters,
+/// labels of 1 to 63 letters, digits, `-` or `_`.
+pub fn is_hostname(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.len() <= MAX_PATTERN_LEN
+        && domain.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= MAX_LABEL_LEN
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// Dynamic programming over (pattern labels × name labels), so that several `**`

@@ -21,6 +21,20 @@ fn exact_names_match_case_insensitively_and_ignore_trailing_dot() {
 }
 
 #[test]
+fn only_plain_host_names_match() {
+    let pat = p("*.corp.example");
+    assert!(pat.matches("a-b_c9.corp.example"));
+    assert!(!pat.matches("a b.corp.example"));
+    assert!(!pat.matches("a/b.corp.example"));
+    assert!(!pat.matches("ä.corp.example"));
+    assert!(!pat.matches(".corp.example"));
+    assert!(!pat.matches(""));
+    assert!(!pat.matches(&format!("{}.corp.example", "a".repeat(64))));
+    assert!(is_hostname("corp.example"));
+    assert!(!is_hostname("corp..example"));
+}
+
+#[test]
 fn question_mark_matches_one_character_in_one_label() {
     let pat = p("build-?.corp.example");
     assert!(pat.matches("build-1.corp.example"));

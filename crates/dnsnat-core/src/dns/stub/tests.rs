@@ -535,6 +535,18 @@ fn replacing_resources_keeps_proxy_ips() {
     assert!(udp(&mut s, &q("other.corp.example.", RecordType::A)).is_none());
     let after = addrs(&udp(&mut s, &q("app.corp.example.", RecordType::A)).unwrap());
     assert_eq!(before, after);
+    // Both queries fell in one batch; the second reports the new resource.
+    let ids: Vec<Vec<String>> = s
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            StubEvent::ResourceQuery(r) => {
+                Some(r.matches.into_iter().map(|m| m.resource_id).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, [vec!["web".to_string()], vec!["new".to_string()]]);
 }
 
 proptest! {
