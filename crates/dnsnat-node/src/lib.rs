@@ -5,9 +5,11 @@
 //! reads counters; every packet stays on the tokio runtime installed below.
 
 mod keys;
+mod resolver;
 mod runtime;
 mod tunnel;
 
 pub use keys::{KeyPair, generate_keypair, public_key_of};
+pub use resolver::{Resolution, Resolver, ResolverOptions, ResolverStats};
 pub use runtime::{BuildInfo, RuntimeInfo, build_info, runtime_info};
 pub use tunnel::{PeerOptions, PeerStatus, Tunnel, TunnelEvent, TunnelOptions};
