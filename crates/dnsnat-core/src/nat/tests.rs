@@ -972,3 +972,74 @@ proptest! {
         n.handle_timeout(t(10_000));
     }
 }
+
+/// Writes seed inputs for the fuzz targets into `$DNSNAT_FUZZ_SEEDS/<target>/`
+/// (run by `scripts/fuzz.sh`): well-formed packets of every protocol and
+/// family, and `nat_translate` scripts that open sessions, answer them, send
+/// ICMP errors back and let time pass.
+#[test]
+#[ignore = "writes files; run by scripts/fuzz.sh"]
+fn write_fuzz_seeds() {
+    let Some(dir) = std::env::var_os("DNSNAT_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let parse_dir = dir.join("packet_parse");
+    let nat_dir = dir.join("nat_translate");
+    std::fs::create_dir_all(&parse_dir).unwrap();
+    std::fs::create_dir_all(&nat_dir).unwrap();
+    let step = |script: &mut Vec<u8>, op: u8, pkt: &[u8]| {
+        script.push(op);
+        script.extend_from_slice(&(pkt.len() as u16).to_be_bytes());
+        script.extend_from_slice(pkt);
+    };
+    let mut n = 0;
+    for v4 in [true, false] {
+        for protocol in [Protocol::Tcp, Protocol::Udp, Protocol::Icmp] {
+            let c = Case {
+                v4,
+                protocol,
+                client_port: 40000,
+                dst_port: 443,
+                payload: 24,
+                udp_checksum: true,
+                tcp_flags: tcp::SYN,
+            };
+            let (cl, r) = (client(v4), real(v4));
+            let out = build_case(&c, sa(cl, 40000), sa(proxy(v4, 1), 443), true);
+            let out2 = build_case(&c, sa(cl, 40000), sa(proxy(v4, 2), 443), true);
+            let unresolved = build_case(&c, sa(cl, 40001), sa(proxy(v4, 3), 443), true);
+            let back = build_case(&c, sa(r, 443), sa(cl, 40000), false);
+            let mut nat = nat();
+            nat.set_mapping(proxy(v4, 2), Mapping::to(r), t(0)).unwrap();
+            let mut sent = out.clone();
+            nat.translate_outbound(&mut sent, t(1));
+            let (ty, code) = if v4 { (3, 4) } else { (2, 0) };
+            let err = build::icmp(
+                ip(if v4 {
+                    "203.0.113.1"
+                } else {
+                    "2001:db8:ffff::1"
+                }),
+                cl,
+                ty,
+                code,
+                [0, 0, 5, 0],
+                &sent,
+            );
+            for (i, p) in [&out, &back, &err, &unresolved].into_iter().enumerate() {
+                std::fs::write(parse_dir.join(format!("seed-{n}-{i}")), p).unwrap();
+            }
+            let mut script = Vec::new();
+            step(&mut script, 1, &out);
+            step(&mut script, 2, &out2);
+            step(&mut script, 3, &back);
+            step(&mut script, 3, &err);
+            step(&mut script, 1, &unresolved);
+            script.push(4); // time passes
+            step(&mut script, 3, &back);
+            std::fs::write(nat_dir.join(format!("seed-{n}")), &script).unwrap();
+            n += 1;
+        }
+    }
+}
