@@ -117,11 +117,17 @@ impl ResourceTable {
     /// The resources of the most specific pattern matching `name` (lower-case
     /// labels, left to right), in configuration order; empty if none matches.
     pub fn lookup(&self, name: &[&[u8]]) -> impl Iterator<Item = &Resource> + '_ {
-        let entry = self.set.best(name);
-        entry
-            .into_iter()
-            .flat_map(|e| self.set.entry(e).1.iter())
+        self.lookup_indices(name)
+            .iter()
             .map(|&i| &self.resources[i])
+    }
+
+    /// [`Self::lookup`] as indices into [`Self::resources`].
+    pub fn lookup_indices(&self, name: &[&[u8]]) -> &[usize] {
+        match self.set.best(name) {
+            Some(e) => self.set.entry(e).1,
+            None => &[],
+        }
     }
 
     /// [`Self::lookup`] for a presentation-format domain.

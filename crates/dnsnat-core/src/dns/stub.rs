@@ -24,8 +24,8 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use super::ANSWER_TTL;
 use super::events::{DEFAULT_EVENT_CAPACITY, EventQueue, ResourceMatch, ResourceQuery, StubEvent};
 use super::message::{self, RCODE_SERVFAIL, RawHeader};
-use super::proxy_ips::{ProxyIpAllocator, ProxyIpTable, ProxyIps};
-use super::resources::{Resource, ResourceTable};
+use super::proxy_ips::{ProxyIpAllocator, ProxyIpTable};
+use super::resources::ResourceTable;
 use crate::constants::{is_proxy_v4, is_proxy_v6};
 
 /// The name Firefox queries to decide whether to enable DNS over HTTPS.
@@ -254,15 +254,13 @@ impl Stub {
         if !wants_ips && !matches!(qtype, RecordType::HTTPS | RecordType::SVCB) {
             return Decision::Forward;
         }
-        let (serves_v4, serves_v6, any) = self
-            .resources
-            .lookup(&labels)
-            .fold((false, false, false), |(v4, v6, _), r| {
-                (v4 || r.ip_stack.has_v4(), v6 || r.ip_stack.has_v6(), true)
-            });
-        if !any {
+        let matched = self.resources.lookup_indices(&labels);
+        if matched.is_empty() {
             return Decision::Forward;
         }
+        let resources = self.resources.resources();
+        let serves_v4 = matched.iter().any(|&i| resources[i].ip_stack.has_v4());
+        let serves_v6 = matched.iter().any(|&i| resources[i].ip_stack.has_v6());
         self.stats.resource_queries += 1;
 
         let (ips, newly_allocated) = if wants_ips {
@@ -279,59 +277,49 @@ impl Stub {
             (self.allocator.get(&domain).copied(), false)
         };
 
-        match ips {
-            Some(ips) => self.push_resource_event(&domain, &labels, qtype, ips, newly_allocated),
-            None => self.events.note_query_seen(),
+        let Some(ips) = ips else {
+            self.events.note_query_seen();
+            return reply(ResponseCode::NoError, Vec::new());
+        };
+        if self.events.has_domain(&domain) {
+            self.events.note_coalesced();
+        } else {
+            let matches = matched
+                .iter()
+                .map(|&i| {
+                    let r = &resources[i];
+                    ResourceMatch {
+                        resource_id: r.id.clone(),
+                        gateway_id: r.gateway_id.clone(),
+                        proxy_ips: ips.for_stack(r.ip_stack),
+                    }
+                })
+                .collect();
+            self.events.push_resource_query(ResourceQuery {
+                domain,
+                query_type: u16::from(qtype),
+                matches,
+                newly_allocated,
+            });
         }
 
-        let mut answers = Vec::new();
-        if let Some(ips) = ips {
-            let owner = &q.name;
-            if serves_v4 && matches!(qtype, RecordType::A | RecordType::ANY) {
-                answers.extend(
-                    ips.v4
-                        .iter()
-                        .map(|a| Record::from_rdata(owner.clone(), ANSWER_TTL, RData::A(A(*a)))),
-                );
-            }
-            if serves_v6 && matches!(qtype, RecordType::AAAA | RecordType::ANY) {
-                answers.extend(
-                    ips.v6.iter().map(|a| {
-                        Record::from_rdata(owner.clone(), ANSWER_TTL, RData::AAAA(AAAA(*a)))
-                    }),
-                );
-            }
+        let owner = &q.name;
+        let mut answers = Vec::with_capacity(8);
+        if serves_v4 && matches!(qtype, RecordType::A | RecordType::ANY) {
+            answers.extend(
+                ips.v4
+                    .iter()
+                    .map(|a| Record::from_rdata(owner.clone(), ANSWER_TTL, RData::A(A(*a)))),
+            );
+        }
+        if serves_v6 && matches!(qtype, RecordType::AAAA | RecordType::ANY) {
+            answers.extend(
+                ips.v6
+                    .iter()
+                    .map(|a| Record::from_rdata(owner.clone(), ANSWER_TTL, RData::AAAA(AAAA(*a)))),
+            );
         }
         reply(ResponseCode::NoError, answers)
-    }
-
-    fn push_resource_event(
-        &mut self,
-        domain: &str,
-        labels: &[&[u8]],
-        qtype: RecordType,
-        ips: ProxyIps,
-        newly_allocated: bool,
-    ) {
-        if self.events.has_domain(domain) {
-            self.events.note_coalesced();
-            return;
-        }
-        let matches = self
-            .resources
-            .lookup(labels)
-            .map(|r: &Resource| ResourceMatch {
-                resource_id: r.id.clone(),
-                gateway_id: r.gateway_id.clone(),
-                proxy_ips: ips.for_stack(r.ip_stack),
-            })
-            .collect();
-        self.events.push_resource_query(ResourceQuery {
-            domain: domain.to_owned(),
-            query_type: u16::from(qtype),
-            matches,
-            newly_allocated,
-        });
     }
 
     fn ptr(&mut self, owner: &Name, labels: &[&[u8]]) -> Decision {
