@@ -9,6 +9,31 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * The gateway's resolver: hickory-resolver with the system configuration or
+ * the given nameservers, A and AAAA concurrently, an overall deadline, and at
+ * most `maxInFlight` resolutions at once.
+ */
+export declare class Resolver {
+  /**
+   * Builds a resolver. Throws `InvalidArg` for bad options, and
+   * `GenericFailure` when the system configuration cannot be read.
+   */
+  static create(options?: ResolverOptions | undefined | null): Promise<Resolver>
+  /**
+   * Resolves A and AAAA of `domain` concurrently. Never rejects: failures
+   * are outcomes. When `maxInFlight` resolutions are running it answers at
+   * once with outcome `error` and error `busy`.
+   */
+  resolve(domain: string): Promise<Resolution>
+  /** The nameservers in use, as `ip:port`. */
+  get nameservers(): Array<string>
+  /** The overall deadline of one resolution, in milliseconds. */
+  get timeoutMs(): number
+  /** Counters since creation. */
+  stats(): ResolverStats
+}
+
 export declare class Tunnel {
   /**
    * Creates the device, binds the socket and starts the loops. `onEvents`
@@ -23,6 +48,15 @@ export declare class Tunnel {
   get publicKey(): string
   /** Adds a peer, or replaces the one with the same key. */
   addPeer(peer: PeerOptions): void
+  /**
+   * Installs or replaces the mapping of `proxyIp` for a NAT peer. A new
+   * real address applies to new sessions; live ones keep theirs.
+   */
+  setMapping(publicKey: string, proxyIp: string, mapping: MappingOptions): void
+  /** Removes a mapping and every session through it; true if it existed. */
+  removeMapping(publicKey: string, proxyIp: string): boolean
+  /** Live NAT sessions of a NAT peer. */
+  natSessions(publicKey: string): number
   /** Removes a peer; true if it existed. */
   removePeer(publicKey: string): boolean
   /** Sends a control message (DESIGN §4) to a peer through the tunnel. */
@@ -61,6 +95,22 @@ export interface KeyPair {
   publicKey: string
 }
 
+/** A mapping of one proxy IP of one client (gateway role). */
+export interface MappingOptions {
+  /**
+   * The real address, of the proxy IP's family; absent while the domain
+   * has none (traffic then gets ICMP unreachable and `resolve-unmapped`).
+   */
+  realIp?: string
+  /** Milliseconds until the DNS answer behind `realIp` expires. */
+  ttlMs?: number
+  /**
+   * What the resource allows: `tcp/443`, `udp/5000-5999`, `icmp`; absent
+   * means everything.
+   */
+  ports?: Array<string>
+}
+
 /** A WireGuard peer. */
 export interface PeerOptions {
   /** The peer's public key, base64. */
@@ -71,6 +121,11 @@ export interface PeerOptions {
   allowedIps: Array<string>
   /** Seconds between keepalives (WireGuard's PersistentKeepalive). */
   persistentKeepalive?: number
+  /**
+   * Gateway role: translate this client's traffic with a NAT of its own
+   * (its tunnel IPs are the host addresses among `allowedIps`).
+   */
+  nat?: boolean
 }
 
 /** A peer as seen now. */
@@ -86,6 +141,57 @@ export interface PeerStatus {
 
 /** The public key of a base64 private key (`dnsnat pubkey`). */
 export declare function publicKeyOf(privateKey: string): string
+
+/**
+ * The result of one resolution. `ipv4`/`ipv6` are sorted numerically and
+ * free of duplicates.
+ */
+export interface Resolution {
+  outcome: 'ok' | 'nxdomain' | 'no-records' | 'timeout' | 'error'
+  ipv4: Array<string>
+  ipv6: Array<string>
+  /**
+   * `ok`: the smallest TTL among the answer records (CNAMEs included);
+   * `nxdomain`/`no-records`: the negative TTL from the SOA (capped at 300),
+   * or 30 without an SOA; `timeout`/`error`: 0.
+   */
+  ttlSeconds: number
+  /** Why it failed; on `ok`, set when the other family timed out or failed. */
+  error?: string
+  /** Milliseconds from the call to the answer. */
+  elapsedMs: number
+}
+
+/** How to create a resolver. */
+export interface ResolverOptions {
+  /**
+   * Nameservers as `ip` or `ip:port` (`[v6]:port`); default: the
+   * `nameserver` lines of the system's `/etc/resolv.conf`.
+   */
+  nameservers?: Array<string>
+  /** Overall deadline of one resolution in milliseconds (default 10000). */
+  timeoutMs?: number
+  /**
+   * Resolutions allowed at once (default 1000); beyond that a resolution is
+   * refused at once with outcome `error` and error `busy`.
+   */
+  maxInFlight?: number
+}
+
+/** Counters since the resolver was created. */
+export interface ResolverStats {
+  /** Resolutions running now. */
+  inFlight: number
+  /** Resolutions started (refused ones not included). */
+  started: number
+  /** Resolutions refused because `maxInFlight` were running. */
+  busy: number
+  ok: number
+  nxdomain: number
+  noRecords: number
+  timeout: number
+  error: number
+}
 
 /**
  * Resolves on the tokio runtime after sleeping `sleep_ms` on its timer,
@@ -107,7 +213,9 @@ export interface RuntimeInfo {
 export interface TunnelEvent {
   /**
    * `control` (a control message arrived), `peer-up` (handshake done),
-   * `peer-down` (no handshake for too long).
+   * `peer-down` (no handshake for too long), and on a gateway
+   * `resolve-unmapped` (traffic for a proxy IP without a real address) and
+   * `mapping-expired` (a new session used a mapping past its DNS TTL).
    */
   kind: string
   /** Base64 public key of the peer concerned. */
@@ -116,6 +224,8 @@ export interface TunnelEvent {
   messageType?: number
   /** Control message JSON body, for `control`. */
   body?: string
+  /** The proxy IP concerned, for `resolve-unmapped` and `mapping-expired`. */
+  proxyIp?: string
 }
 
 /** How to create a tunnel. */

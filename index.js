@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.Resolver = nativeBinding.Resolver
 module.exports.Tunnel = nativeBinding.Tunnel
 module.exports.buildInfo = nativeBinding.buildInfo
 module.exports.generateKeypair = nativeBinding.generateKeypair

@@ -1,5 +1,6 @@
 //! Counters of the tunnel: every drop has a reason and a number.
 
+use dnsnat_core::nat::DropReason;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! counters {
@@ -31,6 +32,36 @@ counters! {
     drop_send_error,
     drop_tun_write_error,
     drop_event_queue_full,
+    nat_forwarded_out,
+    nat_forwarded_in,
+    nat_icmp_errors_sent,
+}
+
+/// One counter per NAT drop reason, indexed by `DropReason::index()`.
+pub struct NatDrops(pub [AtomicU64; DropReason::COUNT]);
+
+impl Default for NatDrops {
+    fn default() -> Self {
+        NatDrops(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl NatDrops {
+    pub fn record(&self, reason: DropReason) {
+        inc(&self.0[reason.index()]);
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        DropReason::ALL
+            .iter()
+            .map(|r| {
+                (
+                    format!("nat_drop_{}", r.as_str()),
+                    self.0[r.index()].load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
 }
 
 pub fn inc(c: &AtomicU64) {

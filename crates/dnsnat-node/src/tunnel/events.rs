@@ -23,7 +23,9 @@ const MAX_BATCH: usize = 256;
 #[derive(Clone, Debug)]
 pub struct TunnelEvent {
     /// `control` (a control message arrived), `peer-up` (handshake done),
-    /// `peer-down` (no handshake for too long).
+    /// `peer-down` (no handshake for too long), and on a gateway
+    /// `resolve-unmapped` (traffic for a proxy IP without a real address) and
+    /// `mapping-expired` (a new session used a mapping past its DNS TTL).
     pub kind: String,
     /// Base64 public key of the peer concerned.
     pub peer: String,
@@ -31,6 +33,20 @@ pub struct TunnelEvent {
     pub message_type: Option<u32>,
     /// Control message JSON body, for `control`.
     pub body: Option<String>,
+    /// The proxy IP concerned, for `resolve-unmapped` and `mapping-expired`.
+    pub proxy_ip: Option<String>,
+}
+
+impl TunnelEvent {
+    pub fn peer(kind: &str, peer: &str) -> TunnelEvent {
+        TunnelEvent {
+            kind: kind.into(),
+            peer: peer.into(),
+            message_type: None,
+            body: None,
+            proxy_ip: None,
+        }
+    }
 }
 
 pub type EventCallback = ThreadsafeFunction<Vec<TunnelEvent>, (), Vec<TunnelEvent>, Status, false>;

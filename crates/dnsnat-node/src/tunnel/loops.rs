@@ -5,16 +5,17 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use boringtun::noise::errors::WireGuardError;
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use dnsnat_core::control;
+use dnsnat_core::nat::{ClientNat, MAX_REPLY_LEN, NatEvent, Timestamp, Verdict};
 use tokio::net::UdpSocket;
 
-use super::counters::{Counters, inc};
+use super::counters::{Counters, NatDrops, inc};
 use super::events::{EventSink, TunnelEvent};
 use super::peers::{Peer, PeerTable, addresses};
 
@@ -36,7 +37,10 @@ pub struct Shared {
     pub socket: UdpSocket,
     pub device: tun::AsyncDevice,
     pub counters: Arc<Counters>,
+    pub nat_drops: NatDrops,
     pub events: EventSink,
+    /// Origin of the NAT's timestamps.
+    pub origin: Instant,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,27 +100,28 @@ impl Shared {
             .time_since_last_handshake()
             .is_some_and(|t| t < PEER_DOWN_AFTER);
         if recent && !peer.up.swap(true, Ordering::Relaxed) {
-            self.events.push(TunnelEvent {
-                kind: "peer-up".into(),
-                peer: peer.public_b64.clone(),
-                message_type: None,
-                body: None,
-            });
+            self.events
+                .push(TunnelEvent::peer("peer-up", &peer.public_b64));
         }
     }
 
-    /// A decrypted packet from `peer`: a control message goes to JavaScript,
-    /// anything else to the device if cryptokey routing allows its source.
-    async fn deliver(&self, peer: &Peer, packet: &[u8]) {
+    /// Time for the NAT: nanoseconds since this tunnel started.
+    pub fn now(&self) -> Timestamp {
+        Timestamp::from(self.origin.elapsed())
+    }
+
+    /// A decrypted packet from `peer`: a control message goes to JavaScript;
+    /// anything else, if cryptokey routing allows its source, through the
+    /// peer's NAT (gateway) or as it is (client) to the device.
+    async fn deliver(&self, peer: &Peer, packet: &mut [u8], scratch: &mut Scratch) {
         if control::is_control(packet) {
             match control::parse(packet) {
                 Ok(msg) => {
                     inc(&self.counters.control_rx);
                     self.events.push(TunnelEvent {
-                        kind: "control".into(),
-                        peer: peer.public_b64.clone(),
                         message_type: Some(u32::from(msg.kind.to_byte())),
                         body: Some(msg.body.to_string()),
+                        ..TunnelEvent::peer("control", &peer.public_b64)
                     });
                 }
                 Err(_) => inc(&self.counters.drop_control_malformed),
@@ -124,12 +129,59 @@ impl Shared {
             return;
         }
         match addresses(packet) {
-            Some((src, _)) if peer.allows_source(src) => match self.device.send(packet).await {
-                Ok(_) => inc(&self.counters.tun_tx_packets),
-                Err(_) => inc(&self.counters.drop_tun_write_error),
-            },
-            Some(_) => inc(&self.counters.drop_source_not_allowed),
-            None => inc(&self.counters.drop_invalid_datagram),
+            Some((src, _)) if peer.allows_source(src) => {}
+            Some(_) => return inc(&self.counters.drop_source_not_allowed),
+            None => return inc(&self.counters.drop_invalid_datagram),
+        }
+        if let Some(nat) = &peer.nat {
+            let verdict = lock(nat).translate_outbound(packet, self.now());
+            self.drain_nat_events(peer, nat);
+            match verdict {
+                Verdict::Forward => inc(&self.counters.nat_forwarded_out),
+                Verdict::Drop(reason) => return self.nat_drops.record(reason),
+                Verdict::Reply(error) => {
+                    if let Some(n) = error.write(packet, &mut scratch.reply) {
+                        inc(&self.counters.nat_icmp_errors_sent);
+                        self.send_to_peer(peer, &scratch.reply[..n], &mut scratch.wire);
+                    }
+                    return;
+                }
+            }
+        }
+        match self.device.send(packet).await {
+            Ok(_) => inc(&self.counters.tun_tx_packets),
+            Err(_) => inc(&self.counters.drop_tun_write_error),
+        }
+    }
+
+    fn drain_nat_events(&self, peer: &Peer, nat: &Mutex<ClientNat>) {
+        let mut nat = lock(nat);
+        while let Some(event) = nat.poll_event() {
+            let (kind, proxy) = match event {
+                NatEvent::ResolveUnmapped { proxy } => ("resolve-unmapped", proxy),
+                NatEvent::RefreshExpired { proxy } => ("mapping-expired", proxy),
+            };
+            self.events.push(TunnelEvent {
+                proxy_ip: Some(proxy.to_string()),
+                ..TunnelEvent::peer(kind, &peer.public_b64)
+            });
+        }
+    }
+}
+
+/// Buffers a loop owns, so the hot path never allocates.
+pub struct Scratch {
+    /// Generated ICMP errors.
+    reply: Vec<u8>,
+    /// Encrypted output.
+    wire: Vec<u8>,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            reply: vec![0u8; MAX_REPLY_LEN],
+            wire: vec![0u8; MAX_PACKET + WG_OVERHEAD],
         }
     }
 }
@@ -147,16 +199,30 @@ pub async fn tun_to_udp(shared: Arc<Shared>) {
             }
         };
         inc(&shared.counters.tun_rx_packets);
-        let packet = &buf[..n];
+        let packet = &mut buf[..n];
         let Some((_, dst)) = addresses(packet) else {
             inc(&shared.counters.drop_invalid_datagram);
             continue;
         };
-        let peer = shared.peers().route(dst);
-        match peer {
-            Some(peer) => shared.send_to_peer(&peer, packet, &mut out),
-            None => inc(&shared.counters.drop_no_peer_for_destination),
+        let Some(peer) = shared.peers().route(dst) else {
+            inc(&shared.counters.drop_no_peer_for_destination);
+            continue;
+        };
+        if let Some(nat) = &peer.nat {
+            // A reply from a real server to a client: back to proxy IPs.
+            let verdict = lock(nat).translate_inbound(packet, shared.now());
+            match verdict {
+                Verdict::Forward => inc(&shared.counters.nat_forwarded_in),
+                Verdict::Drop(reason) => {
+                    shared.nat_drops.record(reason);
+                    continue;
+                }
+                // Inbound translation never generates errors; if it ever
+                // does, not forwarding is the safe reading.
+                Verdict::Reply(_) => continue,
+            }
         }
+        shared.send_to_peer(&peer, packet, &mut out);
     }
 }
 
@@ -164,6 +230,7 @@ pub async fn tun_to_udp(shared: Arc<Shared>) {
 pub async fn udp_to_tun(shared: Arc<Shared>) {
     let mut buf = vec![0u8; MAX_PACKET];
     let mut out = vec![0u8; MAX_PACKET + WG_OVERHEAD];
+    let mut scratch = Scratch::new();
     loop {
         let (n, from) = match shared.socket.recv_from(&mut buf).await {
             Ok(r) => r,
@@ -209,7 +276,9 @@ pub async fn udp_to_tun(shared: Arc<Shared>) {
             // Authenticated traffic: the peer is reachable here now.
             *lock(&peer.endpoint) = Some(from);
             if end > start {
-                shared.deliver(&peer, &out[start..end]).await;
+                shared
+                    .deliver(&peer, &mut out[start..end], &mut scratch)
+                    .await;
             }
         }
     }
@@ -225,6 +294,9 @@ pub async fn timers(shared: Arc<Shared>) {
         let peers: Vec<Arc<Peer>> = shared.peers().all().cloned().collect();
         for peer in peers {
             let endpoint = peer.endpoint();
+            if let Some(nat) = &peer.nat {
+                lock(nat).handle_timeout(shared.now());
+            }
             let mut tunn = lock(&peer.tunn);
             match tunn.update_timers(&mut out) {
                 TunnResult::WriteToNetwork(datagram) => shared.send(datagram, endpoint),
@@ -235,12 +307,9 @@ pub async fn timers(shared: Arc<Shared>) {
                 .time_since_last_handshake()
                 .is_none_or(|t| t >= PEER_DOWN_AFTER);
             if stale && peer.up.swap(false, Ordering::Relaxed) {
-                shared.events.push(TunnelEvent {
-                    kind: "peer-down".into(),
-                    peer: peer.public_b64.clone(),
-                    message_type: None,
-                    body: None,
-                });
+                shared
+                    .events
+                    .push(TunnelEvent::peer("peer-down", &peer.public_b64));
             }
         }
     }

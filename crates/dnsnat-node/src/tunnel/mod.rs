@@ -10,9 +10,10 @@ mod device;
 mod events;
 mod loops;
 mod peers;
+mod ports;
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -20,6 +21,7 @@ use boringtun::noise::Tunn;
 use boringtun::x25519::PublicKey;
 use dnsnat_core::constants::TUN_MTU;
 use dnsnat_core::control::{self, MessageType};
+use dnsnat_core::nat::{ClientNat, Mapping, NatConfig, PortFilter};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::task::JoinHandle;
@@ -66,6 +68,22 @@ pub struct PeerOptions {
     pub allowed_ips: Vec<String>,
     /// Seconds between keepalives (WireGuard's PersistentKeepalive).
     pub persistent_keepalive: Option<u32>,
+    /// Gateway role: translate this client's traffic with a NAT of its own
+    /// (its tunnel IPs are the host addresses among `allowedIps`).
+    pub nat: Option<bool>,
+}
+
+/// A mapping of one proxy IP of one client (gateway role).
+#[napi(object)]
+pub struct MappingOptions {
+    /// The real address, of the proxy IP's family; absent while the domain
+    /// has none (traffic then gets ICMP unreachable and `resolve-unmapped`).
+    pub real_ip: Option<String>,
+    /// Milliseconds until the DNS answer behind `realIp` expires.
+    pub ttl_ms: Option<f64>,
+    /// What the resource allows: `tcp/443`, `udp/5000-5999`, `icmp`; absent
+    /// means everything.
+    pub ports: Option<Vec<String>>,
 }
 
 /// A peer as seen now.
@@ -155,7 +173,9 @@ impl Tunnel {
             socket,
             device,
             counters,
+            nat_drops: counters::NatDrops::default(),
             events,
+            origin: std::time::Instant::now(),
         });
         let tasks = vec![
             tokio::spawn(loops::tun_to_udp(shared.clone())),
@@ -223,6 +243,14 @@ impl Tunnel {
             })
             .transpose()?
             .filter(|k| *k > 0);
+        let nat = peer.nat.unwrap_or(false).then(|| {
+            let hosts: Vec<IpAddr> = allowed
+                .iter()
+                .filter(|c| c.prefix == if c.addr.is_ipv4() { 32 } else { 128 })
+                .map(|c| c.addr)
+                .collect();
+            Mutex::new(ClientNat::new(NatConfig::default(), &hosts))
+        });
         let mut table = shared.peers_mut();
         let index = table.next_index();
         let tunn = Tunn::new(
@@ -241,8 +269,105 @@ impl Tunnel {
             tunn: Mutex::new(tunn),
             endpoint: Mutex::new(endpoint),
             up: AtomicBool::new(false),
+            nat,
         });
         Ok(())
+    }
+
+    fn nat_peer(&self, public_key: &str) -> Result<Arc<Peer>> {
+        let key = keys::parse_public(public_key).map_err(|e| invalid(e.to_string()))?;
+        let peer = self
+            .shared()?
+            .peers()
+            .by_key(key.as_bytes())
+            .ok_or_else(|| invalid(format!("unknown peer {public_key}")))?;
+        if peer.nat.is_none() {
+            return Err(invalid(format!("peer {public_key} was added without nat")));
+        }
+        Ok(peer)
+    }
+
+    /// Installs or replaces the mapping of `proxyIp` for a NAT peer. A new
+    /// real address applies to new sessions; live ones keep theirs.
+    #[napi]
+    pub fn set_mapping(
+        &self,
+        public_key: String,
+        proxy_ip: String,
+        mapping: MappingOptions,
+    ) -> Result<()> {
+        let shared = self.shared()?;
+        let peer = self.nat_peer(&public_key)?;
+        let proxy: IpAddr = proxy_ip
+            .parse()
+            .map_err(|_| invalid(format!("proxyIp: expected an IP address, got '{proxy_ip}'")))?;
+        let real = match &mapping.real_ip {
+            Some(r) => Some(
+                r.parse::<IpAddr>()
+                    .map_err(|_| invalid(format!("realIp: expected an IP address, got '{r}'")))?,
+            ),
+            None => None,
+        };
+        let filter = match &mapping.ports {
+            None => PortFilter::Any,
+            Some(list) => PortFilter::Rules(
+                list.iter()
+                    .map(|p| ports::parse_rule(p).map_err(|e| invalid(format!("ports: {e}"))))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        let now = shared.now();
+        let expires_at = match mapping.ttl_ms {
+            Some(ms) if ms.is_finite() && ms >= 0.0 => {
+                Some(now + std::time::Duration::from_millis(ms as u64))
+            }
+            Some(ms) => {
+                return Err(invalid(format!(
+                    "ttlMs: expected a non-negative number, got {ms}"
+                )));
+            }
+            None => None,
+        };
+        let nat = peer.nat.as_ref().expect("checked by nat_peer");
+        nat.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_mapping(
+                proxy,
+                Mapping {
+                    real,
+                    filter,
+                    expires_at,
+                },
+                now,
+            )
+            .map_err(|e| invalid(format!("proxyIp {proxy_ip}: {e}")))
+    }
+
+    /// Removes a mapping and every session through it; true if it existed.
+    #[napi]
+    pub fn remove_mapping(&self, public_key: String, proxy_ip: String) -> Result<bool> {
+        let shared = self.shared()?;
+        let peer = self.nat_peer(&public_key)?;
+        let proxy: IpAddr = proxy_ip
+            .parse()
+            .map_err(|_| invalid(format!("proxyIp: expected an IP address, got '{proxy_ip}'")))?;
+        let nat = peer.nat.as_ref().expect("checked by nat_peer");
+        Ok(nat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove_mapping(proxy, shared.now()))
+    }
+
+    /// Live NAT sessions of a NAT peer.
+    #[napi]
+    pub fn nat_sessions(&self, public_key: String) -> Result<u32> {
+        let peer = self.nat_peer(&public_key)?;
+        let nat = peer.nat.as_ref().expect("checked by nat_peer");
+        let n = nat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .session_count();
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     /// Removes a peer; true if it existed.
@@ -280,6 +405,13 @@ impl Tunnel {
             .snapshot()
             .into_iter()
             .map(|(k, v)| (k.to_string(), v as f64))
+            .chain(
+                self.shared()?
+                    .nat_drops
+                    .snapshot()
+                    .into_iter()
+                    .map(|(k, v)| (k, v as f64)),
+            )
             .collect())
     }
 

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use boringtun::noise::Tunn;
 use boringtun::x25519::PublicKey;
+use dnsnat_core::nat::ClientNat;
 
 use super::cidr::Cidr;
 
@@ -27,6 +28,9 @@ pub struct Peer {
     pub endpoint: Mutex<Option<SocketAddr>>,
     /// Whether a handshake has completed and not yet expired.
     pub up: AtomicBool,
+    /// On a gateway, this client's NAT: its packets are translated from proxy
+    /// IPs to real addresses instead of being delivered as they are.
+    pub nat: Option<Mutex<ClientNat>>,
 }
 
 impl Peer {
@@ -135,6 +139,7 @@ mod tests {
             tunn: Mutex::new(Tunn::new(me, their, None, None, index, None)),
             endpoint: Mutex::new(None),
             up: AtomicBool::new(false),
+            nat: None,
         });
         *their.as_bytes()
     }
