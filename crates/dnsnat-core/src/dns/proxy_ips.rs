@@ -124,7 +124,7 @@ pub struct ProxyIpTable {
 /// Why a seeded entry was left out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SeedRejection {
-    #[error("entry `{domain}`: domain is empty or not a valid name")]
+    #[error("entry `{domain}`: not a plain host name")]
     BadDomain { domain: String },
     #[error("entry `{domain}`: domain appears more than once")]
     DuplicateDomain { domain: String },
@@ -261,7 +261,7 @@ impl ProxyIpAllocator {
                 .strip_suffix('.')
                 .unwrap_or(&entry.domain)
                 .to_ascii_lowercase();
-            if domain.is_empty() || domain.len() > 253 || domain.split('.').any(str::is_empty) {
+            if !crate::pattern::is_hostname(&domain) {
                 rejected.push(SeedRejection::BadDomain {
                     domain: entry.domain.clone(),
                 });
@@ -514,17 +514,20 @@ mod tests {
         dup.domain = "GOOD.example.".into();
         let mut empty = good.clone();
         empty.domain = "".into();
+        let mut spaced = good.clone();
+        spaced.domain = "a b.example".into();
         table
             .entries
-            .extend([out_of_range, sentinel, stolen, dup, empty]);
+            .extend([out_of_range, sentinel, stolen, dup, empty, spaced]);
         let (b, rejected) = ProxyIpAllocator::seed(&table);
         assert_eq!(b.len(), 2);
-        assert_eq!(rejected.len(), 5, "{rejected:?}");
+        assert_eq!(rejected.len(), 6, "{rejected:?}");
         assert!(matches!(rejected[0], SeedRejection::OutOfRange { .. }));
         assert!(matches!(rejected[1], SeedRejection::OutOfRange { .. }));
         assert!(matches!(rejected[2], SeedRejection::DuplicateIp { .. }));
         assert!(matches!(rejected[3], SeedRejection::DuplicateDomain { .. }));
         assert!(matches!(rejected[4], SeedRejection::BadDomain { .. }));
+        assert!(matches!(rejected[5], SeedRejection::BadDomain { .. }));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use super::ANSWER_TTL;
 use super::events::{DEFAULT_EVENT_CAPACITY, EventQueue, ResourceMatch, ResourceQuery, StubEvent};
 use super::message::{self, RCODE_SERVFAIL, RawHeader};
 use super::proxy_ips::{ProxyIpAllocator, ProxyIpTable};
-use super::resources::ResourceTable;
+use super::resources::{Resource, ResourceTable};
 use crate::constants::{is_proxy_v4, is_proxy_v6};
 
 /// The name Firefox queries to decide whether to enable DNS over HTTPS.
@@ -143,6 +143,14 @@ impl Stub {
 
     pub fn allocator(&self) -> &ProxyIpAllocator {
         &self.allocator
+    }
+
+    /// The domain a proxy IP belongs to and the resources that serve it now (the
+    /// most specific pattern's), for routing traffic to a proxy IP.
+    pub fn route_proxy_ip(&self, ip: IpAddr) -> Option<(&str, Vec<&Resource>)> {
+        let domain = self.allocator.domain_of(ip)?;
+        let labels: Vec<&[u8]> = domain.split('.').map(str::as_bytes).collect();
+        Some((domain, self.resources.lookup(&labels).collect()))
     }
 
     /// The proxy IP table to persist (after an event with `newly_allocated`).

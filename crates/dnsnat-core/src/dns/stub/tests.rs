@@ -526,6 +526,17 @@ fn a_seeded_table_answers_the_persisted_addresses() {
 }
 
 #[test]
+fn proxy_ips_route_to_their_domain_and_current_resources() {
+    let mut s = stub();
+    udp(&mut s, &q("legacy.corp.example.", RecordType::A)).unwrap();
+    let ips = *s.allocator().get("legacy.corp.example").unwrap();
+    let (domain, rs) = s.route_proxy_ip(IpAddr::V6(ips.v6[1])).unwrap();
+    assert_eq!(domain, "legacy.corp.example");
+    assert_eq!(rs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["v4"]);
+    assert!(s.route_proxy_ip(v4("100.96.1.1")).is_none());
+}
+
+#[test]
 fn replacing_resources_keeps_proxy_ips() {
     let mut s = stub();
     let before = addrs(&udp(&mut s, &q("app.corp.example.", RecordType::A)).unwrap());
