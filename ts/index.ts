@@ -1,5 +1,17 @@
 // Public library entry point: `import { … } from 'dnsnat'`.
 
+export {
+  GatewayResolver,
+  hasAddresses,
+  isBusy,
+  RESOLVER_BUSY,
+  type Resolution,
+  type ResolutionOutcome,
+  ResolverError,
+  type ResolverErrorCode,
+  type ResolverOptions,
+  type ResolverStats,
+} from './gateway/resolver.js';
 export { generateKeyPair, type KeyPair, publicKeyOf } from './keys.js';
 export type { BuildInfo, RuntimeInfo } from './native.js';
 export { formatVersion, packageVersion, type VersionReport, versionReport } from './version.js';
