@@ -9,6 +9,7 @@
 pub mod constants;
 pub mod control;
 pub mod dns;
+pub mod gate;
 pub mod nat;
 pub mod packet;
 pub mod pattern;
