@@ -237,7 +237,7 @@ describe.runIf(run)('Resolver against a real dnsmasq in a network namespace', ()
     expect(results.map((r) => r.outcome)).toEqual(['timeout', 'timeout', 'error', 'error', 'error']);
     for (const r of results.slice(2)) {
       expect(r.error).toBe('busy');
-      expect(r.elapsedMs).toBeLessThan(100);
+      expect(r.elapsedMs).toBeLessThan(300);
     }
     const { stats } = await call<{ stats: ResolverStats }>({ stats: 'narrow' });
     expect(stats).toMatchObject({ started: 2, busy: 3, timeout: 2, inFlight: 0 });
