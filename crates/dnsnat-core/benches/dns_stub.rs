@@ -147,6 +147,29 @@ fn bench_patterns(c: &mut Criterion) {
             black_box(set.best(black_box(&labels)))
         })
     });
+    // The worst case for a plain trie: 10,000 globs under one zone.
+    let mut globs = PatternSet::new();
+    for i in 0..10_000 {
+        globs.insert(
+            Pattern::parse(&format!("web-*-{i}.corp.example")).unwrap(),
+            i,
+        );
+    }
+    let glob_names: Vec<Vec<Vec<u8>>> = ["web-blue-4711.corp.example", "nope.corp.example"]
+        .iter()
+        .map(|n| n.split('.').map(|l| l.as_bytes().to_vec()).collect())
+        .collect();
+    let mut i = 0usize;
+    g.bench_function("trie_10k_globs_one_zone", |b| {
+        b.iter(|| {
+            let labels: Vec<&[u8]> = glob_names[i % glob_names.len()]
+                .iter()
+                .map(Vec::as_slice)
+                .collect();
+            i += 1;
+            black_box(globs.best(black_box(&labels)))
+        })
+    });
     let mut i = 0usize;
     g.sample_size(20);
     g.bench_function("linear_scan_for_comparison", |b| {

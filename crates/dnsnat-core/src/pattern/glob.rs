@@ -9,6 +9,8 @@ pub(crate) struct Glob {
     has_star: bool,
     /// Bytes before the first wildcard: a cheap reject before the full match.
     prefix_len: usize,
+    /// Bytes after the last wildcard.
+    suffix_len: usize,
 }
 
 impl Glob {
@@ -18,12 +20,28 @@ impl Glob {
             .iter()
             .position(|b| matches!(b, b'?' | b'*'))
             .unwrap_or(bytes.len());
+        let suffix_len = bytes
+            .iter()
+            .rev()
+            .position(|b| matches!(b, b'?' | b'*'))
+            .unwrap_or(bytes.len());
         Self {
             bytes: bytes.into(),
             literal_len,
             has_star: bytes.contains(&b'*'),
             prefix_len,
+            suffix_len,
         }
+    }
+
+    /// The literal bytes before the first wildcard.
+    pub(crate) fn prefix(&self) -> &[u8] {
+        &self.bytes[..self.prefix_len]
+    }
+
+    /// The literal bytes after the last wildcard.
+    pub(crate) fn suffix(&self) -> &[u8] {
+        &self.bytes[self.bytes.len() - self.suffix_len..]
     }
 
     pub(crate) fn has_star(&self) -> bool {
@@ -113,5 +131,10 @@ mod tests {
         assert_eq!(g.literal_len(), 2);
         assert!(!g.is_lone_star());
         assert!(Glob::new(b"*").is_lone_star());
+        let g = Glob::new(b"web-*-?x");
+        assert_eq!(g.prefix(), b"web-");
+        assert_eq!(g.suffix(), b"x");
+        assert_eq!(Glob::new(b"*").prefix(), b"");
+        assert_eq!(Glob::new(b"*").suffix(), b"");
     }
 }

@@ -3,8 +3,10 @@
 //! Each trie edge is one pattern label. Literal edges sit in a hash map, so the
 //! common case (exact names and `*.zone` patterns under a few zones) costs one
 //! hash lookup per label of the name, whatever the number of patterns. Glob
-//! edges (`?`, `*`) are tried one by one, but only among the children of the
-//! nodes the walk actually reaches. A `**` edge leads to a node that may absorb
+//! edges (`?`, `*`) are indexed by their literal prefix and suffix (`web-*-prod`
+//! → `web-` … `-prod`): a label costs one hash lookup per distinct
+//! (prefix length, suffix length) shape at the node, and only globs whose prefix
+//! and suffix already fit the label are fully matched. A `**` edge leads to a node that may absorb
 //! any number of labels; the walk is a set-of-states (NFA) simulation, so its
 //! cost is bounded by (labels in the name) × (live states), never exponential.
 
@@ -16,7 +18,7 @@ use super::{LabelPattern, Pattern};
 #[derive(Debug, Default)]
 struct Node {
     literal: HashMap<Box<[u8]>, u32>,
-    globs: Vec<(Glob, u32)>,
+    globs: GlobEdges,
     any_labels: Option<u32>,
     /// This node was reached through `**`: it may consume a label and stay.
     absorbs: bool,
@@ -89,11 +91,7 @@ impl<T> PatternSet<T> {
     fn child(&mut self, node: usize, label: &LabelPattern) -> usize {
         let existing = match label {
             LabelPattern::Literal(lit) => self.nodes[node].literal.get(lit).copied(),
-            LabelPattern::Glob(g) => self.nodes[node]
-                .globs
-                .iter()
-                .find(|(other, _)| other == g)
-                .map(|(_, c)| *c),
+            LabelPattern::Glob(g) => self.nodes[node].globs.find(g),
             LabelPattern::AnyLabels => self.nodes[node].any_labels,
         };
         if let Some(c) = existing {
@@ -109,7 +107,7 @@ impl<T> PatternSet<T> {
             LabelPattern::Literal(lit) => {
                 n.literal.insert(lit.clone(), c);
             }
-            LabelPattern::Glob(g) => n.globs.push((g.clone(), c)),
+            LabelPattern::Glob(g) => n.globs.insert(g.clone(), c),
             LabelPattern::AnyLabels => n.any_labels = Some(c),
         }
         c as usize
@@ -135,11 +133,7 @@ impl<T> PatternSet<T> {
                 if let Some(&c) = n.literal.get(*label) {
                     push_unique(&mut next, c);
                 }
-                for (g, c) in &n.globs {
-                    if g.matches(label) {
-                        push_unique(&mut next, *c);
-                    }
-                }
+                n.globs.for_each_match(label, |c| push_unique(&mut next, c));
             }
             std::mem::swap(&mut states, &mut next);
             if states.is_empty() {
@@ -200,6 +194,71 @@ impl<T> PatternSet<T> {
         let lower = domain.to_ascii_lowercase();
         let labels: Vec<&[u8]> = lower.split('.').map(str::as_bytes).collect();
         self.best(&labels).map(|i| self.entry(i))
+    }
+}
+
+/// Separates prefix and suffix in an index key. Pattern literals never contain a
+/// dot; a label that does can only produce extra candidates, which the full
+/// match then rejects.
+const SEP: u8 = b'.';
+const MAX_KEY: usize = 2 * super::MAX_LABEL_LEN + 1;
+
+/// The glob edges of one node, indexed by literal prefix and suffix.
+#[derive(Debug, Default)]
+struct GlobEdges {
+    /// `prefix ++ SEP ++ suffix` → the globs with that prefix and suffix.
+    by_key: HashMap<Box<[u8]>, Vec<(Glob, u32)>>,
+    /// The distinct (prefix length, suffix length) pairs present.
+    shapes: Vec<(usize, usize)>,
+}
+
+impl GlobEdges {
+    fn key(prefix: &[u8], suffix: &[u8], buf: &mut [u8; MAX_KEY]) -> usize {
+        let n = prefix.len() + 1 + suffix.len();
+        buf[..prefix.len()].copy_from_slice(prefix);
+        buf[prefix.len()] = SEP;
+        buf[prefix.len() + 1..n].copy_from_slice(suffix);
+        n
+    }
+
+    fn find(&self, g: &Glob) -> Option<u32> {
+        let mut buf = [0; MAX_KEY];
+        let n = Self::key(g.prefix(), g.suffix(), &mut buf);
+        self.by_key
+            .get(&buf[..n])?
+            .iter()
+            .find(|(other, _)| other == g)
+            .map(|(_, c)| *c)
+    }
+
+    fn insert(&mut self, g: Glob, child: u32) {
+        let shape = (g.prefix().len(), g.suffix().len());
+        if !self.shapes.contains(&shape) {
+            self.shapes.push(shape);
+        }
+        let mut buf = [0; MAX_KEY];
+        let n = Self::key(g.prefix(), g.suffix(), &mut buf);
+        self.by_key
+            .entry(buf[..n].into())
+            .or_default()
+            .push((g, child));
+    }
+
+    fn for_each_match(&self, label: &[u8], mut f: impl FnMut(u32)) {
+        let mut buf = [0; MAX_KEY];
+        for &(pl, sl) in &self.shapes {
+            if pl + sl > label.len() {
+                continue;
+            }
+            let n = Self::key(&label[..pl], &label[label.len() - sl..], &mut buf);
+            if let Some(globs) = self.by_key.get(&buf[..n]) {
+                for (g, c) in globs {
+                    if g.matches(label) {
+                        f(*c);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -243,6 +243,41 @@ fn ten_thousand_patterns_match_like_the_reference() {
     }
 }
 
+#[test]
+fn ten_thousand_globs_in_one_zone_match_like_the_reference() {
+    let mut set = PatternSet::new();
+    let mut pats = Vec::new();
+    for i in 0..10_000 {
+        let text = match i % 3 {
+            0 => format!("web-*-{i}.corp.example"),
+            1 => format!("api{i}-?.corp.example"),
+            _ => format!("*x{i}*.corp.example"),
+        };
+        pats.push(p(&text));
+        set.insert(p(&text), i);
+    }
+    for name in [
+        "web-blue-3.corp.example",
+        "web--3.corp.example",
+        "api4-z.corp.example",
+        "api4-zz.corp.example",
+        "ax5b.corp.example",
+        "x5.corp.example",
+        "corp.example",
+        "web-a-b.corp.example",
+    ] {
+        let labels: Vec<&[u8]> = name.split('.').map(str::as_bytes).collect();
+        let from_set: BTreeSet<usize> = set.matches(&labels).into_iter().collect();
+        let from_scan: BTreeSet<usize> = pats
+            .iter()
+            .enumerate()
+            .filter(|(_, pat)| pat.matches(name))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(from_set, from_scan, "{name}");
+    }
+}
+
 // ---- property tests against a naive recursive matcher ----
 
 fn ref_label(p: &[u8], l: &[u8]) -> bool {
