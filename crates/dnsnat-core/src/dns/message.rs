@@ -4,9 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use hickory_proto::ProtoError;
-use hickory_proto::op::{Edns, Message};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::op::Edns;
 
 pub const HEADER_LEN: usize = 12;
 /// The UDP payload every DNS client accepts without EDNS (RFC 1035).
@@ -65,18 +63,151 @@ pub fn udp_limit(edns: Option<&Edns>) -> usize {
     })
 }
 
-/// Encodes `msg` into `out`; if it exceeds `limit`, encodes instead the header,
+/// Record data of a locally synthesised answer. Every answer record is owned by
+/// the question's name (a compression pointer to offset 12) and has TTL
+/// [`ANSWER_TTL`](super::ANSWER_TTL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rdata<'a> {
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+    /// A host name (validated, no trailing dot).
+    Ptr(&'a str),
+}
+
+/// The OPT record of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyEdns {
+    pub udp_payload: u16,
+    pub dnssec_ok: bool,
+}
+
+/// Everything an answer of the stub consists of.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply<'a> {
+    pub id: u16,
+    pub opcode: u8,
+    pub recursion_desired: bool,
+    pub checking_disabled: bool,
+    /// 12-bit response code: the high 8 bits travel in the OPT record.
+    pub rcode: u16,
+    /// The raw question section of the query (see [`question_section`]).
+    pub question: Option<&'a [u8]>,
+    pub answers: &'a [Rdata<'a>],
+    pub edns: Option<ReplyEdns>,
+}
+
+const TYPE_A: u16 = 1;
+const TYPE_PTR: u16 = 12;
+const TYPE_AAAA: u16 = 28;
+const TYPE_OPT: u16 = 41;
+const CLASS_IN: u16 = 1;
+/// A compression pointer to the question's name, which always starts at offset 12.
+const QNAME_POINTER: [u8; 2] = [0xc0, 0x0c];
+
+/// The raw bytes of the first question (name, type, class) if its name is
+/// written out in full, as every real query's is. Echoing these bytes returns
+/// the question exactly as asked, letter case included.
+pub fn question_section(query: &[u8]) -> Option<&[u8]> {
+    let mut pos = HEADER_LEN;
+    loop {
+        let len = usize::from(*query.get(pos)?);
+        if len == 0 {
+            pos += 1;
+            break;
+        }
+        if len & 0xc0 != 0 {
+            return None;
+        }
+        pos += 1 + len;
+    }
+    query.get(HEADER_LEN..pos + 4)
+}
+
+/// Writes `reply` into `out`, hand-encoded (hickory-proto only parses queries:
+/// building and encoding a `Message` per answer cost more than the rest of the
+/// stub together). If the answer would exceed `limit`, writes instead the header,
 /// question and OPT with TC set and no records (RFC 2181 §9: a client seeing TC
 /// retries over TCP). Returns whether the answer was truncated.
-pub fn encode_limited(msg: &Message, limit: usize, out: &mut Vec<u8>) -> Result<bool, ProtoError> {
+pub fn write_reply(reply: &Reply<'_>, limit: usize, out: &mut Vec<u8>) -> bool {
     out.clear();
-    msg.emit(&mut BinEncoder::new(out))?;
+    write_parts(reply, reply.answers, false, out);
     if out.len() <= limit {
-        return Ok(false);
+        return false;
     }
     out.clear();
-    msg.truncate().emit(&mut BinEncoder::new(out))?;
-    Ok(true)
+    write_parts(reply, &[], true, out);
+    true
+}
+
+fn write_parts(reply: &Reply<'_>, answers: &[Rdata<'_>], truncated: bool, out: &mut Vec<u8>) {
+    let mut flags = QR | (u16::from(reply.opcode & 0x0f) << 11) | 0x0080 /* RA */;
+    if truncated {
+        flags |= 0x0200;
+    }
+    if reply.recursion_desired {
+        flags |= RD;
+    }
+    if reply.checking_disabled {
+        flags |= CD;
+    }
+    flags |= reply.rcode & 0x0f;
+    let qd = u16::from(reply.question.is_some());
+    // Without a question there is no name to point at: no answers then.
+    let answers = if reply.question.is_some() {
+        answers
+    } else {
+        &[]
+    };
+    let an = answers.len() as u16;
+    let ar = u16::from(reply.edns.is_some());
+    out.extend_from_slice(&reply.id.to_be_bytes());
+    out.extend_from_slice(&flags.to_be_bytes());
+    for count in [qd, an, 0, ar] {
+        out.extend_from_slice(&count.to_be_bytes());
+    }
+    if let Some(q) = reply.question {
+        out.extend_from_slice(q);
+    }
+    for answer in answers {
+        out.extend_from_slice(&QNAME_POINTER);
+        let rtype = match answer {
+            Rdata::A(_) => TYPE_A,
+            Rdata::Aaaa(_) => TYPE_AAAA,
+            Rdata::Ptr(_) => TYPE_PTR,
+        };
+        out.extend_from_slice(&rtype.to_be_bytes());
+        out.extend_from_slice(&CLASS_IN.to_be_bytes());
+        out.extend_from_slice(&super::ANSWER_TTL.to_be_bytes());
+        match answer {
+            Rdata::A(a) => {
+                out.extend_from_slice(&4u16.to_be_bytes());
+                out.extend_from_slice(&a.octets());
+            }
+            Rdata::Aaaa(a) => {
+                out.extend_from_slice(&16u16.to_be_bytes());
+                out.extend_from_slice(&a.octets());
+            }
+            Rdata::Ptr(name) => {
+                let len = name.len() + 2;
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+                for label in name.split('.') {
+                    out.push(label.len() as u8);
+                    out.extend_from_slice(label.as_bytes());
+                }
+                out.push(0);
+            }
+        }
+    }
+    if let Some(edns) = reply.edns {
+        out.push(0); // root name
+        out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+        out.extend_from_slice(&edns.udp_payload.max(512).to_be_bytes());
+        out.push((reply.rcode >> 4) as u8); // extended rcode
+        out.push(0); // version
+        let ext_flags: u16 = if edns.dnssec_ok { 0x8000 } else { 0 };
+        out.extend_from_slice(&ext_flags.to_be_bytes());
+        out.extend_from_slice(&0u16.to_be_bytes());
+    }
 }
 
 /// The address named by a reverse name (`4.3.2.1.in-addr.arpa`, or 32 nibbles
@@ -139,9 +270,9 @@ pub fn reverse_name(ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::op::Query;
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
     use hickory_proto::rr::rdata::A;
-    use hickory_proto::rr::{Name, RData, Record, RecordType};
+    use hickory_proto::rr::{Name, RData, RecordType};
 
     fn labels(s: &str) -> Vec<&[u8]> {
         s.split('.').map(str::as_bytes).collect()
@@ -207,32 +338,103 @@ mod tests {
         assert_eq!(udp_limit(Some(&e)), 512);
     }
 
+    fn sample_query(name: &str) -> Vec<u8> {
+        let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        m.set_edns(Edns::new());
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn question_section_is_the_raw_first_question() {
+        let q = sample_query("Big.Corp.Example.");
+        let section = question_section(&q).unwrap();
+        assert_eq!(section.len(), 1 + 3 + 1 + 4 + 1 + 7 + 1 + 4);
+        assert_eq!(&section[..4], b"\x03Big");
+        assert_eq!(&section[section.len() - 4..], &[0, 1, 0, 1]);
+        assert_eq!(question_section(&q[..20]), None);
+        let mut pointer = q.clone();
+        pointer[12] = 0xc0;
+        assert_eq!(question_section(&pointer), None);
+    }
+
+    fn reply<'a>(q: &'a [u8], answers: &'a [Rdata<'a>]) -> Reply<'a> {
+        Reply {
+            id: 0x4242,
+            opcode: 0,
+            recursion_desired: true,
+            checking_disabled: false,
+            rcode: 0,
+            question: question_section(q),
+            answers,
+            edns: Some(ReplyEdns {
+                udp_payload: 1232,
+                dnssec_ok: true,
+            }),
+        }
+    }
+
+    #[test]
+    fn hand_encoded_answers_decode_with_hickory() {
+        let q = sample_query("Big.Corp.Example.");
+        let answers = [
+            Rdata::A(Ipv4Addr::new(100, 96, 0, 1)),
+            Rdata::Aaaa("fd00:2021:1111:8000::1".parse().unwrap()),
+            Rdata::Ptr("app.corp.example"),
+        ];
+        let mut out = Vec::new();
+        assert!(!write_reply(&reply(&q, &answers), 512, &mut out));
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(m.metadata.id, 0x4242);
+        assert_eq!(m.metadata.message_type, MessageType::Response);
+        assert!(m.metadata.recursion_desired && m.metadata.recursion_available);
+        assert!(!m.metadata.truncation && !m.metadata.authoritative);
+        let big = Name::from_ascii("Big.Corp.Example.").unwrap();
+        assert!(m.queries[0].name.eq_case(&big));
+        assert_eq!(m.answers.len(), 3);
+        assert!(m.answers.iter().all(|r| r.ttl == 1 && r.name.eq_case(&big)));
+        assert_eq!(m.answers[0].data, RData::A(A(Ipv4Addr::new(100, 96, 0, 1))));
+        match &m.answers[2].data {
+            RData::PTR(p) => assert_eq!(p.0, Name::from_ascii("app.corp.example.").unwrap()),
+            other => panic!("{other:?}"),
+        }
+        let edns = m.edns.unwrap();
+        assert_eq!(edns.max_payload(), 1232);
+        assert!(edns.flags().dnssec_ok);
+    }
+
+    #[test]
+    fn extended_rcodes_travel_in_the_opt_record() {
+        let q = sample_query("a.example.");
+        let mut r = reply(&q, &[]);
+        r.rcode = 16; // BADVERS
+        let mut out = Vec::new();
+        write_reply(&r, 512, &mut out);
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(u16::from(m.metadata.response_code), 16);
+    }
+
     #[test]
     fn oversized_answers_are_truncated_with_tc_and_keep_question_and_opt() {
-        let name = Name::from_ascii("big.corp.example.").unwrap();
-        let mut msg = Message::response(7, hickory_proto::op::OpCode::Query);
-        msg.add_query(Query::query(name.clone(), RecordType::A));
-        for i in 0..40u8 {
-            msg.add_answer(Record::from_rdata(
-                name.clone(),
-                1,
-                RData::A(A(Ipv4Addr::new(100, 96, 0, i))),
-            ));
-        }
-        msg.set_edns(Edns::new());
+        let q = sample_query("big.corp.example.");
+        let answers: Vec<Rdata<'_>> = (0..40u8)
+            .map(|i| Rdata::A(Ipv4Addr::new(100, 96, 0, i)))
+            .collect();
+        let r = reply(&q, &answers);
         let mut out = Vec::new();
-        assert!(!encode_limited(&msg, 4096, &mut out).unwrap());
+        assert!(!write_reply(&r, 4096, &mut out));
         let full = out.len();
         assert!(full > 512);
-        assert!(encode_limited(&msg, 512, &mut out).unwrap());
+        assert_eq!(Message::from_vec(&out).unwrap().answers.len(), 40);
+        assert!(write_reply(&r, 512, &mut out));
         assert!(out.len() <= 512);
         let t = Message::from_vec(&out).unwrap();
         assert!(t.metadata.truncation);
-        assert_eq!(t.metadata.id, 7);
+        assert_eq!(t.metadata.id, 0x4242);
         assert!(t.answers.is_empty());
         assert_eq!(t.queries.len(), 1);
         assert!(t.edns.is_some());
         // Exactly at the limit is not truncated.
-        assert!(!encode_limited(&msg, full, &mut out).unwrap());
+        assert!(!write_reply(&r, full, &mut out));
     }
 }

@@ -9,7 +9,8 @@
 //! - [`resources`]: resources (id, pattern, IP stack, gateway) and the lookup of
 //!   the most specific one for a name;
 //! - [`proxy_ips`]: the sequential, persisted proxy IP allocator;
-//! - [`message`]: header reading, FORMERR, UDP size limits and truncation, reverse names;
+//! - [`message`]: header reading, FORMERR, answer encoding, UDP size limits and
+//!   truncation, reverse names;
 //! - [`stub`]: the decision per query;
 //! - [`events`]: what the TypeScript layer learns, batched;
 //! - [`tcp_framing`]: DNS over TCP's 2-byte length prefix.

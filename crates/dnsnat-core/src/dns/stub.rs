@@ -15,18 +15,16 @@
 //! The stub is pure: no sockets, no clock. The runtime sends the answer, relays
 //! forwarded queries, and drains [`Stub::take_events`] in batches.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, PTR};
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::op::{Message, OpCode};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
 
-use super::ANSWER_TTL;
 use super::events::{DEFAULT_EVENT_CAPACITY, EventQueue, ResourceMatch, ResourceQuery, StubEvent};
-use super::message::{self, RCODE_SERVFAIL, RawHeader};
+use super::message::{self, RawHeader, Rdata, Reply, ReplyEdns};
 use super::proxy_ips::{ProxyIpAllocator, ProxyIpTable};
 use super::resources::{Resource, ResourceTable};
-use crate::constants::{is_proxy_v4, is_proxy_v6};
+use crate::constants::{PROXY_IPS_PER_FAMILY, is_proxy_v4, is_proxy_v6};
 
 /// The name Firefox queries to decide whether to enable DNS over HTTPS.
 pub const DOH_CANARY: &str = "use-application-dns.net";
@@ -108,11 +106,22 @@ pub struct Stub {
 /// What a parsed, well-formed query turned out to be.
 enum Decision {
     Forward,
-    Reply {
-        rcode: ResponseCode,
-        answers: Vec<Record>,
-    },
+    Reply { rcode: u16, answers: Answers },
 }
+
+/// The records of a local answer.
+#[derive(Default)]
+struct Answers {
+    v4: Option<[Ipv4Addr; PROXY_IPS_PER_FAMILY]>,
+    v6: Option<[Ipv6Addr; PROXY_IPS_PER_FAMILY]>,
+    ptr: Option<String>,
+}
+
+const NOERROR: u16 = 0;
+const FORMERR: u16 = 1;
+const SERVFAIL: u16 = 2;
+const NXDOMAIN: u16 = 3;
+const BADVERS: u16 = 16;
 
 impl Stub {
     pub fn new(
@@ -207,10 +216,11 @@ impl Stub {
             self.stats.formerr += 1;
             self.events.note_query_seen();
             return self.reply(
+                query,
                 &req,
                 false,
-                ResponseCode::FormErr,
-                Vec::new(),
+                FORMERR,
+                Answers::default(),
                 transport,
                 out,
             );
@@ -218,10 +228,11 @@ impl Stub {
         if req.edns.as_ref().is_some_and(|e| e.version() > 0) {
             self.events.note_query_seen();
             return self.reply(
+                query,
                 &req,
                 false,
-                ResponseCode::BADVERS,
-                Vec::new(),
+                BADVERS,
+                Answers::default(),
                 transport,
                 out,
             );
@@ -229,7 +240,7 @@ impl Stub {
         match self.decide(&req) {
             Decision::Forward => self.forward(),
             Decision::Reply { rcode, answers } => {
-                self.reply(&req, true, rcode, answers, transport, out)
+                self.reply(query, &req, true, rcode, answers, transport, out)
             }
         }
     }
@@ -252,10 +263,10 @@ impl Stub {
 
         if self.options.block_doh_canary && domain == DOH_CANARY {
             self.events.note_query_seen();
-            return reply(ResponseCode::NXDomain, Vec::new());
+            return reply(NXDOMAIN, Answers::default());
         }
         if q.query_type == RecordType::PTR {
-            return self.ptr(&q.name, &labels);
+            return self.ptr(&labels);
         }
         let qtype = q.query_type;
         let wants_ips = matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY);
@@ -277,7 +288,7 @@ impl Stub {
                 Err(e) => {
                     self.stats.proxy_ips_exhausted += 1;
                     self.events.push_exhausted(domain.clone(), e.to_string());
-                    return reply(ResponseCode::ServFail, Vec::new());
+                    return reply(SERVFAIL, Answers::default());
                 }
             }
         } else {
@@ -287,7 +298,7 @@ impl Stub {
 
         let Some(ips) = ips else {
             self.events.note_query_seen();
-            return reply(ResponseCode::NoError, Vec::new());
+            return reply(NOERROR, Answers::default());
         };
         if self.events.has_domain(&domain) {
             self.events.note_coalesced();
@@ -311,104 +322,99 @@ impl Stub {
             });
         }
 
-        let owner = &q.name;
-        let mut answers = Vec::with_capacity(8);
-        if serves_v4 && matches!(qtype, RecordType::A | RecordType::ANY) {
-            answers.extend(
-                ips.v4
-                    .iter()
-                    .map(|a| Record::from_rdata(owner.clone(), ANSWER_TTL, RData::A(A(*a)))),
-            );
-        }
-        if serves_v6 && matches!(qtype, RecordType::AAAA | RecordType::ANY) {
-            answers.extend(
-                ips.v6
-                    .iter()
-                    .map(|a| Record::from_rdata(owner.clone(), ANSWER_TTL, RData::AAAA(AAAA(*a)))),
-            );
-        }
-        reply(ResponseCode::NoError, answers)
+        let answers = Answers {
+            v4: (serves_v4 && matches!(qtype, RecordType::A | RecordType::ANY)).then_some(ips.v4),
+            v6: (serves_v6 && matches!(qtype, RecordType::AAAA | RecordType::ANY))
+                .then_some(ips.v6),
+            ptr: None,
+        };
+        reply(NOERROR, answers)
     }
 
-    fn ptr(&mut self, owner: &Name, labels: &[&[u8]]) -> Decision {
+    fn ptr(&mut self, labels: &[&[u8]]) -> Decision {
         let ip = match message::reverse_ip(labels) {
             Some(ip @ IpAddr::V4(v4)) if is_proxy_v4(v4) => ip,
             Some(ip @ IpAddr::V6(v6)) if is_proxy_v6(v6) => ip,
             _ => return Decision::Forward,
         };
         self.events.note_query_seen();
-        let target = self
-            .allocator
-            .domain_of(ip)
-            .and_then(|d| Name::from_ascii(format!("{d}.")).ok());
-        match target {
-            Some(target) => reply(
-                ResponseCode::NoError,
-                vec![Record::from_rdata(
-                    owner.clone(),
-                    ANSWER_TTL,
-                    RData::PTR(PTR(target)),
-                )],
+        match self.allocator.domain_of(ip) {
+            Some(domain) => reply(
+                NOERROR,
+                Answers {
+                    ptr: Some(domain.to_owned()),
+                    ..Answers::default()
+                },
             ),
             // A proxy address nobody was given: only this stub could know it.
-            None => reply(ResponseCode::NXDomain, Vec::new()),
+            None => reply(NXDOMAIN, Answers::default()),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn reply(
         &mut self,
+        query: &[u8],
         req: &Message,
         with_question: bool,
-        rcode: ResponseCode,
-        answers: Vec<Record>,
+        mut rcode: u16,
+        answers: Answers,
         transport: Transport,
         out: &mut Vec<u8>,
     ) -> StubAction {
         self.stats.answered += 1;
-        let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
-        resp.metadata.recursion_desired = req.metadata.recursion_desired;
-        resp.metadata.checking_disabled = req.metadata.checking_disabled;
-        resp.metadata.recursion_available = true;
-        resp.metadata.response_code = rcode;
+        let mut question = None;
         if with_question {
-            resp.queries = req.queries.clone();
+            question = message::question_section(query);
+            if question.is_none() {
+                // A compressed question name: legal in theory, never sent in practice.
+                self.stats.formerr += 1;
+                rcode = FORMERR;
+            }
         }
-        resp.answers = answers;
-        if let Some(req_edns) = &req.edns {
-            let mut edns = Edns::new();
-            edns.set_max_payload(self.options.advertised_udp_payload.max(512));
-            edns.set_dnssec_ok(req_edns.flags().dnssec_ok);
-            resp.set_edns(edns);
+        let mut records = [Rdata::A(Ipv4Addr::UNSPECIFIED); 2 * PROXY_IPS_PER_FAMILY];
+        let mut n = 0;
+        for a in answers.v4.iter().flatten() {
+            records[n] = Rdata::A(*a);
+            n += 1;
         }
+        for a in answers.v6.iter().flatten() {
+            records[n] = Rdata::Aaaa(*a);
+            n += 1;
+        }
+        let ptr_record;
+        let records: &[Rdata<'_>] = match &answers.ptr {
+            Some(domain) => {
+                ptr_record = [Rdata::Ptr(domain)];
+                &ptr_record
+            }
+            None => &records[..n],
+        };
+        let reply = Reply {
+            id: req.metadata.id,
+            opcode: u8::from(req.metadata.op_code),
+            recursion_desired: req.metadata.recursion_desired,
+            checking_disabled: req.metadata.checking_disabled,
+            rcode,
+            question,
+            answers: records,
+            edns: req.edns.as_ref().map(|e| ReplyEdns {
+                udp_payload: self.options.advertised_udp_payload,
+                dnssec_ok: e.flags().dnssec_ok,
+            }),
+        };
         let limit = match transport {
             Transport::Udp => message::udp_limit(req.edns.as_ref()),
             Transport::Tcp => usize::from(u16::MAX),
         };
-        match message::encode_limited(&resp, limit, out) {
-            Ok(truncated) => {
-                if truncated {
-                    self.stats.truncated += 1;
-                }
-            }
-            Err(_) => {
-                // Cannot happen for the records built here; never panic regardless.
-                let mut flags = u16::from(u8::from(req.metadata.op_code)) << 11;
-                if req.metadata.recursion_desired {
-                    flags |= 0x0100;
-                }
-                RawHeader {
-                    id: req.metadata.id,
-                    flags,
-                    qdcount: 0,
-                }
-                .write_error(RCODE_SERVFAIL, out);
-            }
+        if message::write_reply(&reply, limit, out) {
+            self.stats.truncated += 1;
         }
         StubAction::Answer
     }
 }
 
-fn reply(rcode: ResponseCode, answers: Vec<Record>) -> Decision {
+fn reply(rcode: u16, answers: Answers) -> Decision {
     Decision::Reply { rcode, answers }
 }
 
