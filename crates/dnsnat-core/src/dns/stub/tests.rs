@@ -561,6 +561,8 @@ fn replacing_resources_keeps_proxy_ips() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600), tcp in any::<bool>()) {
         let mut s = stub();
@@ -572,6 +574,8 @@ proptest! {
                 prop_assert!(out.len() >= 12);
                 prop_assert_eq!(&out[..2], &bytes[..2]);
                 prop_assert!(out[2] & 0x80 != 0);
+                // The hand encoder's output is a valid message.
+                prop_assert!(Message::from_vec(&out).is_ok());
                 if !tcp {
                     prop_assert!(out.len() <= 65_535);
                 }
@@ -605,6 +609,8 @@ proptest! {
         if s.handle_query(&bytes, Transport::Udp, &mut out) == StubAction::Answer {
             prop_assert!(out.len() <= 4096);
             prop_assert_eq!(&out[..2], &bytes[..2]);
+            let m = Message::from_vec(&out);
+            prop_assert!(m.is_ok(), "{:?}", m);
         }
     }
 }
