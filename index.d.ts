@@ -61,6 +61,18 @@ export declare class Tunnel {
   removePeer(publicKey: string): boolean
   /** Sends a control message (DESIGN §4) to a peer through the tunnel. */
   sendControl(publicKey: string, messageType: number, body: string): void
+  /** Client: `buffer` or `pass` packets of a key. */
+  gate(gatewayId: string, domain: string, resourceId: string, mode: string): void
+  /** Client: sends the key's buffered packets, in order; returns how many. */
+  flush(gatewayId: string, domain: string, resourceId: string): number
+  /** Client: drops the key's buffered packets; returns how many. */
+  discard(gatewayId: string, domain: string, resourceId: string): number
+  /** Client: forgets the gates (and buffers) of a gateway or a resource. */
+  clearGates(gatewayId?: string | undefined | null, resourceId?: string | undefined | null): number
+  /** Client: replaces the resources (configuration reload). */
+  setResources(resources: Array<ResourceSpec>): void
+  /** Client: the proxy-IP table as JSON, for the state file. */
+  exportProxyIps(): string
   /** Every counter by name. */
   counters(): Record<string, number>
   /** The peers and their handshake state. */
@@ -84,6 +96,24 @@ export interface BuildInfo {
   profile: string
   /** `rustc --version` of the compiler that built it. */
   rustc: string
+}
+
+/** The client role of a tunnel. */
+export interface ClientOptions {
+  resources: Array<ResourceSpec>
+  /** Where queries the stub does not answer go: `ip` or `ip:port`. */
+  upstream: Array<string>
+  /** A proxy-IP table exported earlier (`exportProxyIps()`), to seed from. */
+  proxyIpTable?: string
+  /** Addresses the stub listens on; default the two sentinels, port 53. */
+  dnsListen?: Array<string>
+}
+
+/** One resource a DNS query matched, as JavaScript sees it. */
+export interface DnsMatch {
+  gatewayId: string
+  resourceId: string
+  proxyIps: Array<string>
 }
 
 /** Generates a WireGuard key pair (`dnsnat keygen`). */
@@ -126,6 +156,8 @@ export interface PeerOptions {
    * (its tunnel IPs are the host addresses among `allowedIps`).
    */
   nat?: boolean
+  /** Client role: the gateway id (of the resources) this peer is. */
+  gatewayId?: string
 }
 
 /** A peer as seen now. */
@@ -193,6 +225,16 @@ export interface ResolverStats {
   error: number
 }
 
+/** A DNS resource of the client's configuration. */
+export interface ResourceSpec {
+  id: string
+  pattern: string
+  /** The `id` of the gateway that serves it. */
+  gateway: string
+  /** `dual` (default), `ipv4` or `ipv6`. */
+  ipStack?: string
+}
+
 /**
  * Resolves on the tokio runtime after sleeping `sleep_ms` on its timer,
  * proving the runtime, its timer and the Promise bridge work end to end.
@@ -226,6 +268,19 @@ export interface TunnelEvent {
   body?: string
   /** The proxy IP concerned, for `resolve-unmapped` and `mapping-expired`. */
   proxyIp?: string
+  /** Client: the domain of `dns-query`, `pending-traffic`, `proxy-ips-exhausted`. */
+  domain?: string
+  /** Client: the DNS query type of `dns-query` (1 A, 28 AAAA, 65 HTTPS, …). */
+  queryType?: number
+  /** Client: `dns-query` allocated the domain's proxy IPs (persist the table). */
+  newlyAllocated?: boolean
+  /** Client: the resources a `dns-query` matched, with their proxy IPs. */
+  matches?: Array<DnsMatch>
+  /** Client: how many non-resource queries a `queries-seen` stands for. */
+  count?: number
+  /** Client: the key of `pending-traffic` (traffic waits in a buffer). */
+  gatewayId?: string
+  resourceId?: string
 }
 
 /** How to create a tunnel. */
@@ -244,4 +299,9 @@ export interface TunnelOptions {
   routes?: Array<string>
   /** Device MTU; default 1280. */
   mtu?: number
+  /**
+   * The client role: a stub DNS resolver on the sentinel addresses and
+   * routes for the proxy ranges into the device.
+   */
+  client?: ClientOptions
 }

@@ -4,6 +4,7 @@
 //! JavaScript. JavaScript configures, sends and receives control messages, and
 //! reads counters; every packet stays on the tokio runtime installed below.
 
+mod client;
 mod keys;
 mod resolver;
 mod runtime;

@@ -31,6 +31,8 @@ pub struct DeviceConfig<'a> {
     pub ipv4: Ipv4Addr,
     pub ipv6: Option<Ipv6Addr>,
     pub routes: &'a [Cidr],
+    /// More local addresses (the client's DNS sentinels).
+    pub extra_addresses: &'a [IpAddr],
 }
 
 fn ip(name: &str, args: &[&str]) -> Result<(), DeviceError> {
@@ -71,6 +73,28 @@ pub fn create(cfg: &DeviceConfig<'_>) -> Result<tun::AsyncDevice, DeviceError> {
             cfg.name,
             &["-6", "addr", "add", &addr, "dev", cfg.name, "nodad"],
         )?;
+    }
+    for addr in cfg.extra_addresses {
+        match addr {
+            IpAddr::V4(a) => ip(
+                cfg.name,
+                &["-4", "addr", "add", &format!("{a}/32"), "dev", cfg.name],
+            )?,
+            // No duplicate address detection: nothing else can own it on a
+            // point-to-point device, and DAD would delay binding the stub.
+            IpAddr::V6(a) => ip(
+                cfg.name,
+                &[
+                    "-6",
+                    "addr",
+                    "add",
+                    &format!("{a}/128"),
+                    "dev",
+                    cfg.name,
+                    "nodad",
+                ],
+            )?,
+        }
     }
     for route in cfg.routes {
         let r = route.to_string();

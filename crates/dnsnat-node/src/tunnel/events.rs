@@ -35,6 +35,19 @@ pub struct TunnelEvent {
     pub body: Option<String>,
     /// The proxy IP concerned, for `resolve-unmapped` and `mapping-expired`.
     pub proxy_ip: Option<String>,
+    /// Client: the domain of `dns-query`, `pending-traffic`, `proxy-ips-exhausted`.
+    pub domain: Option<String>,
+    /// Client: the DNS query type of `dns-query` (1 A, 28 AAAA, 65 HTTPS, …).
+    pub query_type: Option<u32>,
+    /// Client: `dns-query` allocated the domain's proxy IPs (persist the table).
+    pub newly_allocated: Option<bool>,
+    /// Client: the resources a `dns-query` matched, with their proxy IPs.
+    pub matches: Option<Vec<crate::client::DnsMatch>>,
+    /// Client: how many non-resource queries a `queries-seen` stands for.
+    pub count: Option<f64>,
+    /// Client: the key of `pending-traffic` (traffic waits in a buffer).
+    pub gateway_id: Option<String>,
+    pub resource_id: Option<String>,
 }
 
 impl TunnelEvent {
@@ -45,6 +58,13 @@ impl TunnelEvent {
             message_type: None,
             body: None,
             proxy_ip: None,
+            domain: None,
+            query_type: None,
+            newly_allocated: None,
+            matches: None,
+            count: None,
+            gateway_id: None,
+            resource_id: None,
         }
     }
 }

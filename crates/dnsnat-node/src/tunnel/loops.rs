@@ -18,6 +18,8 @@ use tokio::net::UdpSocket;
 use super::counters::{Counters, NatDrops, inc};
 use super::events::{EventSink, TunnelEvent};
 use super::peers::{Peer, PeerTable, addresses};
+use crate::client::{ClientRole, GateKey, is_proxy};
+use dnsnat_core::gate::Admit;
 
 /// Largest IP packet read from the device or a datagram from the socket.
 const MAX_PACKET: usize = 65_535;
@@ -41,6 +43,8 @@ pub struct Shared {
     pub events: EventSink,
     /// Origin of the NAT's timestamps.
     pub origin: Instant,
+    /// The client role: stub DNS and per-key gates.
+    pub client: Option<Arc<ClientRole>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -154,6 +158,47 @@ impl Shared {
         }
     }
 
+    /// The gateway peer of a key, by the gateway id it was added with.
+    pub fn gateway_peer(&self, client: &ClientRole, key: &GateKey) -> Option<Arc<Peer>> {
+        let public = client.gateway_key(&key.gateway)?;
+        self.peers().by_key(&public)
+    }
+
+    /// A packet from an application to a proxy IP: through the key's gate to
+    /// the gateway that serves the resource.
+    fn client_outbound(
+        &self,
+        client: &ClientRole,
+        dst: std::net::IpAddr,
+        packet: &[u8],
+        out: &mut [u8],
+    ) {
+        let Some(key) = client.route(dst) else {
+            return inc(&client.counters.drop_unknown_proxy_ip);
+        };
+        let Some(peer) = self.gateway_peer(client, &key) else {
+            return inc(&client.counters.drop_no_gateway);
+        };
+        let admit = client.gates().admit(&key, packet);
+        match admit {
+            Admit::Pass => self.send_to_peer(&peer, packet, out),
+            Admit::Buffered { dropped_oldest, .. } => {
+                inc(&client.counters.buffered);
+                if dropped_oldest {
+                    inc(&client.counters.buffer_overflow);
+                }
+                if client.should_report_pending(&key, Instant::now()) {
+                    self.events.push(TunnelEvent {
+                        domain: Some(key.domain.clone()),
+                        gateway_id: Some(key.gateway.clone()),
+                        resource_id: Some(key.resource.clone()),
+                        ..TunnelEvent::peer("pending-traffic", &peer.public_b64)
+                    });
+                }
+            }
+        }
+    }
+
     fn drain_nat_events(&self, peer: &Peer, nat: &Mutex<ClientNat>) {
         let mut nat = lock(nat);
         while let Some(event) = nat.poll_event() {
@@ -204,6 +249,12 @@ pub async fn tun_to_udp(shared: Arc<Shared>) {
             inc(&shared.counters.drop_invalid_datagram);
             continue;
         };
+        if let Some(client) = &shared.client
+            && is_proxy(dst)
+        {
+            shared.client_outbound(client, dst, packet, &mut out);
+            continue;
+        }
         let Some(peer) = shared.peers().route(dst) else {
             inc(&shared.counters.drop_no_peer_for_destination);
             continue;

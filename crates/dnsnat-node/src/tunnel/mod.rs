@@ -27,10 +27,17 @@ use napi_derive::napi;
 use tokio::task::JoinHandle;
 
 pub use cidr::Cidr;
-pub use events::{EventCallback, TunnelEvent};
+pub use events::{EventCallback, EventSink as EventSinkHandle, TunnelEvent};
 
+use crate::client::table::{self, ResourceSpec};
+use crate::client::{ClientRole, GateKey, dns_server};
 use crate::keys;
 use counters::Counters;
+use dnsnat_core::constants::{
+    PROXY_V4_NET, PROXY_V4_PREFIX, PROXY_V6_NET, PROXY_V6_PREFIX, SENTINEL_V4, SENTINEL_V6,
+};
+use dnsnat_core::dns::{ProxyIpAllocator, Stub, StubOptions};
+use dnsnat_core::gate::GateMode;
 use loops::Shared;
 use peers::{Peer, PeerTable};
 
@@ -55,6 +62,21 @@ pub struct TunnelOptions {
     pub routes: Option<Vec<String>>,
     /// Device MTU; default 1280.
     pub mtu: Option<u32>,
+    /// The client role: a stub DNS resolver on the sentinel addresses and
+    /// routes for the proxy ranges into the device.
+    pub client: Option<ClientOptions>,
+}
+
+/// The client role of a tunnel.
+#[napi(object)]
+pub struct ClientOptions {
+    pub resources: Vec<ResourceSpec>,
+    /// Where queries the stub does not answer go: `ip` or `ip:port`.
+    pub upstream: Vec<String>,
+    /// A proxy-IP table exported earlier (`exportProxyIps()`), to seed from.
+    pub proxy_ip_table: Option<String>,
+    /// Addresses the stub listens on; default the two sentinels, port 53.
+    pub dns_listen: Option<Vec<String>>,
 }
 
 /// A WireGuard peer.
@@ -71,6 +93,8 @@ pub struct PeerOptions {
     /// Gateway role: translate this client's traffic with a NAT of its own
     /// (its tunnel IPs are the host addresses among `allowedIps`).
     pub nat: Option<bool>,
+    /// Client role: the gateway id (of the resources) this peer is.
+    pub gateway_id: Option<String>,
 }
 
 /// A mapping of one proxy IP of one client (gateway role).
@@ -151,6 +175,24 @@ impl Tunnel {
             .parse()
             .map_err(|_| invalid("listen: expected host:port, e.g. 0.0.0.0:51820"))?;
 
+        let (client, extra_addresses, mut routes) = match options.client {
+            Some(c) => {
+                let role = client_role(c)?;
+                let mut routes = routes;
+                routes.push(Cidr {
+                    addr: IpAddr::V4(PROXY_V4_NET),
+                    prefix: PROXY_V4_PREFIX,
+                });
+                routes.push(Cidr {
+                    addr: IpAddr::V6(PROXY_V6_NET),
+                    prefix: PROXY_V6_PREFIX,
+                });
+                let extra = vec![IpAddr::V4(SENTINEL_V4), IpAddr::V6(SENTINEL_V6)];
+                (Some(role), extra, routes)
+            }
+            None => (None, Vec::new(), routes),
+        };
+        routes.dedup();
         let socket = tokio::net::UdpSocket::bind(listen)
             .await
             .map_err(|e| Error::from_reason(format!("cannot listen on {listen}: {e}")))?;
@@ -161,6 +203,7 @@ impl Tunnel {
             ipv4,
             ipv6,
             routes: &routes,
+            extra_addresses: &extra_addresses,
         })
         .map_err(|e| Error::from_reason(e.to_string()))?;
 
@@ -176,13 +219,33 @@ impl Tunnel {
             nat_drops: counters::NatDrops::default(),
             events,
             origin: std::time::Instant::now(),
+            client: client.as_ref().map(|(role, _)| role.clone()),
         });
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(loops::tun_to_udp(shared.clone())),
             tokio::spawn(loops::udp_to_tun(shared.clone())),
             tokio::spawn(loops::timers(shared.clone())),
             events_task,
         ];
+        if let Some((role, listen)) = client {
+            for addr in listen {
+                let udp = tokio::net::UdpSocket::bind(addr).await.map_err(|e| {
+                    Error::from_reason(format!("DNS stub cannot listen on udp {addr}: {e}"))
+                })?;
+                let tcp = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    Error::from_reason(format!("DNS stub cannot listen on tcp {addr}: {e}"))
+                })?;
+                tasks.push(tokio::spawn(dns_server::serve_udp(
+                    role.clone(),
+                    Arc::new(udp),
+                )));
+                tasks.push(tokio::spawn(dns_server::serve_tcp(role.clone(), tcp)));
+            }
+            tasks.push(tokio::spawn(dns_server::pump_events(
+                role,
+                shared.events.clone(),
+            )));
+        }
         Ok(Tunnel {
             shared: Some(shared),
             tasks,
@@ -251,6 +314,13 @@ impl Tunnel {
                 .collect();
             Mutex::new(ClientNat::new(NatConfig::default(), &hosts))
         });
+        if let (Some(client), Some(id)) = (&shared.client, &peer.gateway_id) {
+            client
+                .gateways
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.clone(), *public_key.as_bytes());
+        }
         let mut table = shared.peers_mut();
         let index = table.next_index();
         let tunn = Tunn::new(
@@ -396,6 +466,124 @@ impl Tunnel {
         Ok(())
     }
 
+    fn client(&self) -> Result<&Arc<ClientRole>> {
+        self.shared()?
+            .client
+            .as_ref()
+            .ok_or_else(|| Error::new(Status::GenericFailure, "tunnel has no client role"))
+    }
+
+    fn key(gateway_id: String, domain: String, resource_id: String) -> GateKey {
+        GateKey {
+            gateway: gateway_id,
+            domain: domain.trim_end_matches('.').to_ascii_lowercase(),
+            resource: resource_id,
+        }
+    }
+
+    /// Client: `buffer` or `pass` packets of a key.
+    #[napi]
+    pub fn gate(
+        &self,
+        gateway_id: String,
+        domain: String,
+        resource_id: String,
+        mode: String,
+    ) -> Result<()> {
+        let mode = match mode.as_str() {
+            "buffer" => GateMode::Buffer,
+            "pass" => GateMode::Pass,
+            other => {
+                return Err(invalid(format!(
+                    "mode: expected 'buffer' or 'pass', got '{other}'"
+                )));
+            }
+        };
+        self.client()?
+            .gates()
+            .set_mode(Self::key(gateway_id, domain, resource_id), mode);
+        Ok(())
+    }
+
+    /// Client: sends the key's buffered packets, in order; returns how many.
+    #[napi]
+    pub fn flush(&self, gateway_id: String, domain: String, resource_id: String) -> Result<u32> {
+        let shared = self.shared()?;
+        let client = self.client()?;
+        let key = Self::key(gateway_id, domain, resource_id);
+        let packets = client.gates().flush(&key);
+        let n = packets.len();
+        if n > 0 {
+            let Some(peer) = shared.gateway_peer(client, &key) else {
+                client
+                    .counters
+                    .discarded
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                return Ok(0);
+            };
+            let mut out = vec![0u8; 65_535 + 32];
+            for p in packets {
+                shared.send_to_peer(&peer, &p, &mut out);
+            }
+            client
+                .counters
+                .flushed
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Client: drops the key's buffered packets; returns how many.
+    #[napi]
+    pub fn discard(&self, gateway_id: String, domain: String, resource_id: String) -> Result<u32> {
+        let client = self.client()?;
+        let n = client
+            .gates()
+            .discard(&Self::key(gateway_id, domain, resource_id));
+        client
+            .counters
+            .discarded
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Client: forgets the gates (and buffers) of a gateway or a resource.
+    #[napi]
+    pub fn clear_gates(
+        &self,
+        gateway_id: Option<String>,
+        resource_id: Option<String>,
+    ) -> Result<u32> {
+        let client = self.client()?;
+        let n = client.gates().remove_where(|k| {
+            gateway_id.as_ref().is_some_and(|g| *g == k.gateway)
+                || resource_id.as_ref().is_some_and(|r| *r == k.resource)
+        });
+        client
+            .counters
+            .discarded
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Client: replaces the resources (configuration reload).
+    #[napi]
+    pub fn set_resources(&self, resources: Vec<ResourceSpec>) -> Result<()> {
+        let client = self.client()?;
+        let table = table::resource_table(&resources).map_err(invalid)?;
+        client.stub().set_resources(table);
+        client.invalidate_routes();
+        Ok(())
+    }
+
+    /// Client: the proxy-IP table as JSON, for the state file.
+    #[napi]
+    pub fn export_proxy_ips(&self) -> Result<String> {
+        Ok(table::table_to_json(
+            &self.client()?.stub().export_proxy_ips(),
+        ))
+    }
+
     /// Every counter by name.
     #[napi]
     pub fn counters(&self) -> Result<HashMap<String, f64>> {
@@ -412,7 +600,42 @@ impl Tunnel {
                     .into_iter()
                     .map(|(k, v)| (k, v as f64)),
             )
+            .chain(self.client_counters())
             .collect())
+    }
+
+    fn client_counters(&self) -> Vec<(String, f64)> {
+        let Ok(client) = self.client() else {
+            return Vec::new();
+        };
+        let c = &client.counters;
+        let stats = client.stub().stats();
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+        vec![
+            (
+                "client_dns_upstream_failures".into(),
+                get(&c.dns_upstream_failures),
+            ),
+            (
+                "client_drop_unknown_proxy_ip".into(),
+                get(&c.drop_unknown_proxy_ip),
+            ),
+            ("client_drop_no_gateway".into(), get(&c.drop_no_gateway)),
+            ("client_buffered".into(), get(&c.buffered)),
+            ("client_buffer_overflow".into(), get(&c.buffer_overflow)),
+            ("client_flushed".into(), get(&c.flushed)),
+            ("client_discarded".into(), get(&c.discarded)),
+            ("dns_queries".into(), stats.queries as f64),
+            ("dns_answered".into(), stats.answered as f64),
+            ("dns_forwarded".into(), stats.forwarded as f64),
+            ("dns_resource_queries".into(), stats.resource_queries as f64),
+            ("dns_formerr".into(), stats.formerr as f64),
+            (
+                "dns_dropped_unreadable".into(),
+                stats.dropped_unreadable as f64,
+            ),
+            ("dns_truncated".into(), stats.truncated as f64),
+        ]
     }
 
     /// The peers and their handshake state.
@@ -446,4 +669,63 @@ impl Tunnel {
         }
         self.shared = None;
     }
+}
+
+fn parse_socket_addr(text: &str, default_port: u16) -> Option<SocketAddr> {
+    text.parse::<SocketAddr>().ok().or_else(|| {
+        text.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, default_port))
+    })
+}
+
+/// Builds the client role from its options; the listen addresses come back
+/// separately because they can be bound only once the device has them.
+fn client_role(c: ClientOptions) -> Result<(Arc<ClientRole>, Vec<SocketAddr>)> {
+    let resources =
+        table::resource_table(&c.resources).map_err(|e| invalid(format!("client.{e}")))?;
+    let allocator = match &c.proxy_ip_table {
+        None => ProxyIpAllocator::new(),
+        Some(json) => {
+            let t = table::table_from_json(json)
+                .map_err(|e| invalid(format!("client.proxyIpTable: {e}")))?;
+            let (allocator, rejected) = ProxyIpAllocator::seed(&t);
+            if let Some(first) = rejected.first() {
+                return Err(invalid(format!(
+                    "client.proxyIpTable: {} entries rejected, first: {first}",
+                    rejected.len()
+                )));
+            }
+            allocator
+        }
+    };
+    let upstream = c
+        .upstream
+        .iter()
+        .map(|u| {
+            parse_socket_addr(u, 53).ok_or_else(|| {
+                invalid(format!(
+                    "client.upstream: expected ip or ip:port, got '{u}'"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let listen = match &c.dns_listen {
+        None => vec![
+            SocketAddr::new(IpAddr::V4(SENTINEL_V4), 53),
+            SocketAddr::new(IpAddr::V6(SENTINEL_V6), 53),
+        ],
+        Some(list) => list
+            .iter()
+            .map(|l| {
+                parse_socket_addr(l, 53).ok_or_else(|| {
+                    invalid(format!(
+                        "client.dnsListen: expected ip or ip:port, got '{l}'"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let stub = Stub::new(resources, allocator, StubOptions::default());
+    Ok((Arc::new(ClientRole::new(stub, upstream)), listen))
 }

@@ -1,0 +1,189 @@
+//! The client role of a tunnel: the stub DNS resolver on the sentinel
+//! addresses, and the per-key gate between applications and gateways.
+//!
+//! A packet to a proxy IP is routed here by destination: proxy IP → its domain
+//! (the stub's allocator) → the most specific resource → (gateway, domain,
+//! resource), the key of the TypeScript state machine. The gate then passes or
+//! buffers it. Keys JavaScript never gated start buffering: the DNS answer
+//! leaves before JavaScript has seen the query, and the application's first
+//! packet must wait for the NAT, not race it.
+
+pub mod dns_server;
+pub mod table;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use dnsnat_core::constants::{is_proxy_v4, is_proxy_v6};
+use dnsnat_core::dns::{Stub, StubEvent};
+use dnsnat_core::gate::{GateMode, GateTable};
+use napi_derive::napi;
+use tokio::sync::Notify;
+
+use crate::tunnel::TunnelEvent;
+
+/// At most one `pending-traffic` event per key per this interval: the state
+/// machine's own resend gate is 2 s, so more would be noise.
+const PENDING_EVENT_INTERVAL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GateKey {
+    pub gateway: String,
+    pub domain: String,
+    pub resource: String,
+}
+
+/// One resource a DNS query matched, as JavaScript sees it.
+#[napi(object)]
+#[derive(Clone, Debug)]
+pub struct DnsMatch {
+    pub gateway_id: String,
+    pub resource_id: String,
+    pub proxy_ips: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct ClientCounters {
+    pub dns_upstream_failures: AtomicU64,
+    pub drop_unknown_proxy_ip: AtomicU64,
+    pub drop_no_gateway: AtomicU64,
+    pub buffered: AtomicU64,
+    pub buffer_overflow: AtomicU64,
+    pub flushed: AtomicU64,
+    pub discarded: AtomicU64,
+}
+
+pub struct ClientRole {
+    pub stub: Mutex<Stub>,
+    pub gates: Mutex<GateTable<GateKey>>,
+    /// Gateway id → the peer's public key.
+    pub gateways: RwLock<HashMap<String, [u8; 32]>>,
+    /// Proxy IP → key, cached so the packet path does not re-run pattern
+    /// matching; cleared when resources change.
+    routes: Mutex<HashMap<IpAddr, Option<GateKey>>>,
+    last_pending_event: Mutex<HashMap<GateKey, Instant>>,
+    pub upstream: Vec<SocketAddr>,
+    pub events_ready: Notify,
+    pub counters: ClientCounters,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn is_proxy(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => is_proxy_v4(a),
+        IpAddr::V6(a) => is_proxy_v6(a),
+    }
+}
+
+impl ClientRole {
+    pub fn new(stub: Stub, upstream: Vec<SocketAddr>) -> ClientRole {
+        ClientRole {
+            stub: Mutex::new(stub),
+            gates: Mutex::new(GateTable::new(GateMode::Buffer)),
+            gateways: RwLock::new(HashMap::new()),
+            routes: Mutex::new(HashMap::new()),
+            last_pending_event: Mutex::new(HashMap::new()),
+            upstream,
+            events_ready: Notify::new(),
+            counters: ClientCounters::default(),
+        }
+    }
+
+    pub fn stub(&self) -> MutexGuard<'_, Stub> {
+        lock(&self.stub)
+    }
+
+    pub fn gates(&self) -> MutexGuard<'_, GateTable<GateKey>> {
+        lock(&self.gates)
+    }
+
+    pub fn invalidate_routes(&self) {
+        lock(&self.routes).clear();
+    }
+
+    /// The key of a packet to `dst`, if `dst` is an allocated proxy IP of a
+    /// configured resource. When one domain matches resources on several
+    /// gateways, the first in configuration order carries its traffic.
+    pub fn route(&self, dst: IpAddr) -> Option<GateKey> {
+        if let Some(hit) = lock(&self.routes).get(&dst) {
+            return hit.clone();
+        }
+        let key = {
+            let stub = self.stub();
+            stub.route_proxy_ip(dst).and_then(|(domain, resources)| {
+                resources.first().map(|r| GateKey {
+                    gateway: r.gateway_id.clone(),
+                    domain: domain.to_string(),
+                    resource: r.id.clone(),
+                })
+            })
+        };
+        // Only positive answers are cached: a proxy IP allocated a moment from
+        // now must not stay unroutable.
+        if key.is_some() {
+            lock(&self.routes).insert(dst, key.clone());
+        }
+        key
+    }
+
+    pub fn gateway_key(&self, gateway: &str) -> Option<[u8; 32]> {
+        self.gateways
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(gateway)
+            .copied()
+    }
+
+    /// Whether to tell JavaScript that traffic waits on `key` now.
+    pub fn should_report_pending(&self, key: &GateKey, now: Instant) -> bool {
+        let mut last = lock(&self.last_pending_event);
+        match last.get(key) {
+            Some(t) if now.duration_since(*t) < PENDING_EVENT_INTERVAL => false,
+            _ => {
+                last.insert(key.clone(), now);
+                true
+            }
+        }
+    }
+
+    /// The stub's pending events, as tunnel events.
+    pub fn take_events(&self) -> Vec<TunnelEvent> {
+        let events = self.stub().take_events();
+        events
+            .into_iter()
+            .map(|e| match e {
+                StubEvent::ResourceQuery(q) => TunnelEvent {
+                    domain: Some(q.domain),
+                    query_type: Some(u32::from(q.query_type)),
+                    newly_allocated: Some(q.newly_allocated),
+                    matches: Some(
+                        q.matches
+                            .into_iter()
+                            .map(|m| DnsMatch {
+                                gateway_id: m.gateway_id,
+                                resource_id: m.resource_id,
+                                proxy_ips: m.proxy_ips.iter().map(|a| a.to_string()).collect(),
+                            })
+                            .collect(),
+                    ),
+                    ..TunnelEvent::peer("dns-query", "")
+                },
+                StubEvent::QueriesSeen { count } => TunnelEvent {
+                    count: Some(count as f64),
+                    ..TunnelEvent::peer("queries-seen", "")
+                },
+                StubEvent::ProxyIpsExhausted { domain, message } => TunnelEvent {
+                    domain: Some(domain),
+                    body: Some(message),
+                    ..TunnelEvent::peer("proxy-ips-exhausted", "")
+                },
+            })
+            .collect()
+    }
+}
