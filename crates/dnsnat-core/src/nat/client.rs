@@ -14,6 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use super::config::NatConfig;
+use super::fragments::Fragments;
 use super::mapping::{Mapping, MappingError, validate};
 use super::rate_limit::RateLimiter;
 use super::table::SessionTable;
@@ -39,6 +40,7 @@ pub struct ClientNat {
     pub(crate) client_ips: Vec<IpAddr>,
     pub(crate) mappings: HashMap<IpAddr, MappingState>,
     pub(crate) table: SessionTable,
+    pub(crate) fragments: Fragments,
     icmp_budget: RateLimiter,
     events: VecDeque<NatEvent>,
 }
@@ -51,6 +53,7 @@ impl ClientNat {
             client_ips: client_ips.to_vec(),
             mappings: HashMap::new(),
             table: SessionTable::new(config),
+            fragments: Fragments::new(config.max_fragmented_datagrams, config.fragment_ttl),
             icmp_budget: RateLimiter::new(config.icmp_errors_per_sec, config.icmp_error_burst),
             events: VecDeque::new(),
         }
@@ -111,6 +114,7 @@ impl ClientNat {
 
     /// Expires sessions whose deadline has passed. Returns how many ended.
     pub fn handle_timeout(&mut self, now: Timestamp) -> usize {
+        self.fragments.prune(now);
         self.table.handle_timeout(now)
     }
 

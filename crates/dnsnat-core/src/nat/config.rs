@@ -50,6 +50,10 @@ pub struct NatConfig {
     pub icmp_error_burst: u32,
     /// Minimum time between two `NatEvent`s for the same proxy IP.
     pub resolve_event_interval: Duration,
+    /// Fragmented datagrams in flight per client whose later fragments can
+    /// still be translated, and how long one is remembered.
+    pub max_fragmented_datagrams: usize,
+    pub fragment_ttl: Duration,
 }
 
 impl Default for NatConfig {
@@ -62,6 +66,8 @@ impl Default for NatConfig {
             icmp_errors_per_sec: 100,
             icmp_error_burst: 100,
             resolve_event_interval: Duration::from_secs(1),
+            max_fragmented_datagrams: 1_024,
+            fragment_ttl: Duration::from_secs(5),
         }
     }
 }

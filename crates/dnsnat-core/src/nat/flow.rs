@@ -5,7 +5,7 @@ use super::key::Protocol;
 use super::verdict::DropReason;
 use crate::packet::checksum::{Delta, get_u16, put_u16, replace_u16};
 use crate::packet::icmp::{self, IcmpKind, IcmpPacket};
-use crate::packet::ip::IpInfo;
+use crate::packet::ip::{Fragment, IpInfo};
 use crate::packet::proto;
 use crate::packet::tcp::{self, TcpPacket};
 use crate::packet::udp::{self, UdpPacket, adjust_udp_checksum};
@@ -43,7 +43,7 @@ pub(crate) enum Direction {
     Inbound,
 }
 
-/// Reads the transport header of a non-fragmented packet. Echo requests are
+/// Reads the transport header of a whole packet or a first fragment. Echo requests are
 /// flows outbound only and echo replies inbound only: the gateway opens
 /// sessions, it never answers pings on behalf of the client.
 pub(crate) fn classify(pkt: &[u8], info: &IpInfo, dir: Direction) -> Result<Transport, DropReason> {
@@ -60,7 +60,11 @@ pub(crate) fn classify(pkt: &[u8], info: &IpInfo, dir: Direction) -> Result<Tran
             }))
         }
         proto::UDP => {
-            let u = UdpPacket::new_checked(l4)?;
+            let u = if info.fragment == Fragment::First {
+                UdpPacket::new_first_fragment(l4)?
+            } else {
+                UdpPacket::new_checked(l4)?
+            };
             Ok(Transport::Flow(Flow {
                 protocol: Protocol::Udp,
                 src_port: u.src_port(),

@@ -8,6 +8,7 @@
 
 use super::client::ClientNat;
 use super::flow::{self, Direction, Transport, classify, rewrite_port};
+use super::fragments::DatagramKey;
 use super::key::{OutsideKey, Protocol};
 use super::table::Lookup;
 use super::time::Timestamp;
@@ -28,11 +29,20 @@ impl ClientNat {
         if !self.is_client_ip(info.dst) {
             return Err(DropReason::DestinationNotClient);
         }
-        if info.fragment != Fragment::None {
-            return Err(DropReason::Fragment);
+        if info.fragment == Fragment::Later {
+            let proxy = self
+                .fragments
+                .get(&DatagramKey::of(&info), now)
+                .ok_or(DropReason::Fragment)?;
+            ip::set_src(pkt, proxy);
+            return Ok(Verdict::Forward);
         }
         let flow = match classify(pkt, &info, Direction::Inbound)? {
             Transport::Flow(f) => f,
+            // A fragmented ICMP error: too rare to track.
+            Transport::TranslatableIcmpError if info.fragment == Fragment::First => {
+                return Err(DropReason::Fragment);
+            }
             Transport::TranslatableIcmpError => return self.translate_icmp_error(pkt, &info, now),
             Transport::OtherIcmpError => return Err(DropReason::UnsupportedIcmp),
         };
@@ -62,6 +72,10 @@ impl ClientNat {
             pseudo,
         );
         self.table.touch_in(index, now, flow.fin, flow.rst);
+        if info.fragment == Fragment::First {
+            self.fragments
+                .insert(DatagramKey::of(&info), s.inside.proxy, now);
+        }
         Ok(Verdict::Forward)
     }
 }

@@ -16,6 +16,7 @@
 //!   `tombstones.rs` the bounded memory of expired sessions
 //! - `mapping.rs`: proxy → real mappings and port filters
 //! - `flow.rs`: reading and rewriting the transport header
+//! - `fragments.rs`: later fragments follow their first one
 //! - `rate_limit.rs`: the ICMP error budget
 //! - `verdict.rs`: outcomes, drop reasons, events; `time.rs`: `Timestamp`
 //!
@@ -26,6 +27,7 @@
 mod client;
 mod config;
 mod flow;
+mod fragments;
 mod icmp_error;
 mod icmp_reply;
 mod inbound;

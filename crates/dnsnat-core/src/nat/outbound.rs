@@ -3,7 +3,8 @@
 //!
 //! Order of checks, cheapest and most certain first: the packet must parse,
 //! come from the client and go to a proxy IP; fragments, non-translatable
-//! protocols and the client's own ICMP errors stop there. Then the session:
+//! protocols and the client's own ICMP errors stop there; a later fragment
+//! follows its first one (`fragments.rs`). Then the session:
 //! an existing one is used as is (its real IP is pinned), otherwise the
 //! mapping decides between a new session, ICMP prohibited (policy first, so
 //! an unresolvable domain reveals nothing to a client that may not use it)
@@ -14,6 +15,7 @@ use std::net::IpAddr;
 
 use super::client::ClientNat;
 use super::flow::{self, Direction, Flow, Transport, classify, rewrite_port};
+use super::fragments::DatagramKey;
 use super::key::{InsideKey, Protocol};
 use super::table::Lookup;
 use super::time::Timestamp;
@@ -42,8 +44,13 @@ impl ClientNat {
         if !to_proxy {
             return Err(DropReason::NotProxyDestination);
         }
-        if info.fragment != Fragment::None {
-            return Err(DropReason::Fragment);
+        if info.fragment == Fragment::Later {
+            let real = self
+                .fragments
+                .get(&DatagramKey::of(&info), now)
+                .ok_or(DropReason::Fragment)?;
+            ip::set_dst(pkt, real);
+            return Ok(Verdict::Forward);
         }
         let flow = match classify(pkt, &info, Direction::Outbound)? {
             Transport::Flow(f) => f,
@@ -88,6 +95,9 @@ impl ClientNat {
             pseudo,
         );
         self.table.touch_out(index, now, flow.fin, flow.rst);
+        if info.fragment == Fragment::First {
+            self.fragments.insert(DatagramKey::of(&info), s.real, now);
+        }
         Ok(Verdict::Forward)
     }
 

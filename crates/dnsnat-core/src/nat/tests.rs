@@ -508,9 +508,9 @@ fn drop_reasons() {
     let mut gre = build::udp(sa(c, 1), sa(p, 53), 0, true);
     gre[9] = 47;
     cases.push((gre, true, DropReason::UnsupportedProtocol));
-    // A fragment (MF set).
+    // A later fragment whose first one was never seen.
     let mut frag = build::udp(sa(c, 1), sa(p, 53), 0, true);
-    frag[6] |= 0x20;
+    frag[7] = 1;
     cases.push((frag, true, DropReason::Fragment));
     // A UDP length that exceeds the IP payload.
     let mut bad_len = build::udp(sa(c, 1), sa(p, 53), 0, true);
@@ -527,6 +527,91 @@ fn drop_reasons() {
         assert_eq!(pkt, before, "a dropped packet is left untouched");
     }
     assert_eq!(n.session_count(), 0);
+}
+
+// --------------------------------------------------------------- fragments
+
+/// Splits a whole packet into two fragments, the first carrying `split`
+/// bytes (a multiple of 8) of the transport segment.
+fn fragment(pkt: &[u8], split: usize, ident: u32) -> (Vec<u8>, Vec<u8>) {
+    let info = IpInfo::parse(pkt).unwrap();
+    let l4 = &pkt[info.l4_offset..info.end];
+    let (a, b) = l4.split_at(split);
+    let make = |data: &[u8], offset: usize, more: bool| -> Vec<u8> {
+        if info.is_v4() {
+            let mut h = pkt[..20].to_vec();
+            h[2..4].copy_from_slice(&((20 + data.len()) as u16).to_be_bytes());
+            h[4..6].copy_from_slice(&(ident as u16).to_be_bytes());
+            let word = (offset / 8) as u16 | if more { 0x2000 } else { 0 };
+            h[6..8].copy_from_slice(&word.to_be_bytes());
+            h.extend_from_slice(data);
+            crate::packet::ipv4::Ipv4Packet::new_checked(&mut h[..])
+                .unwrap()
+                .fill_checksum();
+            h
+        } else {
+            let mut h = pkt[..40].to_vec();
+            h[4..6].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+            h[6] = 44;
+            h.push(pkt[6]);
+            h.push(0);
+            h.extend_from_slice(&((offset as u16) | u16::from(more)).to_be_bytes());
+            h.extend_from_slice(&ident.to_be_bytes());
+            h.extend_from_slice(data);
+            h
+        }
+    };
+    (make(a, 0, true), make(b, split, false))
+}
+
+#[test]
+fn fragments_follow_their_first_fragment_both_ways() {
+    for v4 in [true, false] {
+        for protocol in [Protocol::Tcp, Protocol::Udp] {
+            let mut n = nat();
+            let (c, p, r) = (client(v4), proxy(v4, 1), real(v4));
+            let mk = |src, dst| match protocol {
+                Protocol::Tcp => build::tcp(src, dst, tcp::ACK, 300),
+                _ => build::udp(src, dst, 300, true),
+            };
+            let (mut f1, mut f2) = fragment(&mk(sa(c, 1000), sa(p, 53)), 48, 0x4242);
+            let before = f2.clone();
+            assert_eq!(
+                n.translate_outbound(&mut f2, t(1)),
+                Verdict::Drop(DropReason::Fragment),
+                "a later fragment before its first"
+            );
+            assert_eq!(f2, before);
+            forward_out(&mut n, &mut f1, t(1));
+            forward_out(&mut n, &mut f2, t(1));
+            let (w1, w2) = fragment(&mk(sa(c, 1000), sa(r, 53)), 48, 0x4242);
+            assert_same_packet(&f1, &w1);
+            assert_same_packet(&f2, &w2);
+
+            let (mut g1, mut g2) = fragment(&mk(sa(r, 53), sa(c, 1000)), 48, 7);
+            forward_in(&mut n, &mut g1, t(2));
+            forward_in(&mut n, &mut g2, t(2));
+            let (w1, w2) = fragment(&mk(sa(p, 53), sa(c, 1000)), 48, 7);
+            assert_same_packet(&g1, &w1);
+            assert_same_packet(&g2, &w2);
+
+            // Reassembling the translated fragments gives a valid datagram.
+            let info = IpInfo::parse(&g2).unwrap();
+            let mut whole = mk(sa(p, 53), sa(c, 1000));
+            let l4 = IpInfo::parse(&whole).unwrap().l4_offset;
+            let first = IpInfo::parse(&g1).unwrap();
+            whole[l4..l4 + 48].copy_from_slice(&g1[first.l4_offset..first.end]);
+            whole[l4 + 48..].copy_from_slice(&g2[info.l4_offset..info.end]);
+            assert_eq!(verify_checksums(&whole), Ok(()));
+
+            // The memory of a datagram is short.
+            let (_, mut late) = fragment(&mk(sa(r, 53), sa(c, 1000)), 48, 7);
+            assert_eq!(
+                n.translate_inbound(&mut late, t(2) + NatConfig::default().fragment_ttl),
+                Verdict::Drop(DropReason::Fragment)
+            );
+        }
+    }
 }
 
 // ------------------------------------------------------------------ expiry

@@ -52,7 +52,8 @@ pub enum DropReason {
     /// An ICMP error whose quoted packet cannot be read.
     MalformedQuote,
     // Well-formed, but not something the NAT translates.
-    /// A fragment. The NAT keeps no reassembly state; see docs/decisions.md.
+    /// A fragment that cannot be translated: a later fragment whose first
+    /// one was not seen (or too long ago), or a fragmented ICMP error.
     Fragment,
     /// Neither TCP, UDP nor ICMP.
     UnsupportedProtocol,

@@ -36,6 +36,9 @@ pub struct IpInfo {
     /// End of the packet (the IP length, or the buffer's end when quoted).
     pub end: usize,
     pub fragment: Fragment,
+    /// The datagram's identification (IPv4 header, or IPv6 fragment header;
+    /// zero for an IPv6 packet without one). Ties fragments together.
+    pub ident: u32,
 }
 
 impl IpInfo {
@@ -71,6 +74,7 @@ impl IpInfo {
                     l4_offset: p.header_len(),
                     end: p.header_len() + p.payload().len(),
                     fragment,
+                    ident: u32::from(p.ident()),
                 })
             }
             Some(6) => {
@@ -82,7 +86,9 @@ impl IpInfo {
                 let up = p.upper_layer()?;
                 let fragment = match up.fragment {
                     None => Fragment::None,
-                    Some((0, _)) => Fragment::First,
+                    // An "atomic fragment" (RFC 6946) is a whole datagram.
+                    Some(f) if f.offset == 0 && !f.more => Fragment::None,
+                    Some(f) if f.offset == 0 => Fragment::First,
                     Some(_) => Fragment::Later,
                 };
                 Ok(IpInfo {
@@ -92,6 +98,7 @@ impl IpInfo {
                     l4_offset: up.offset,
                     end: p.end(),
                     fragment,
+                    ident: up.fragment.map_or(0, |f| f.ident),
                 })
             }
             Some(_) => Err(ParseError::BadVersion),

@@ -35,8 +35,17 @@ pub struct UpperLayer {
     pub protocol: u8,
     /// Its offset from the start of the packet.
     pub offset: usize,
-    /// Fragment header seen: `(offset in bytes, more fragments)`.
-    pub fragment: Option<(usize, bool)>,
+    /// The fragment header, if there is one.
+    pub fragment: Option<FragmentHeader>,
+}
+
+/// What an IPv6 fragment header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentHeader {
+    /// Offset of this fragment's data, in bytes.
+    pub offset: usize,
+    pub more: bool,
+    pub ident: u32,
 }
 
 /// A view over an IPv6 packet whose fixed header is known to be complete.
@@ -143,7 +152,11 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
                 FRAGMENT => {
                     let h = b.get(off..off + 8).ok_or(ParseError::BadExtensionHeader)?;
                     let word = get_u16(h, 2);
-                    fragment = Some((usize::from(word & 0xfff8), word & 1 != 0));
+                    fragment = Some(FragmentHeader {
+                        offset: usize::from(word & 0xfff8),
+                        more: word & 1 != 0,
+                        ident: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+                    });
                     8
                 }
                 protocol => {
@@ -234,7 +247,14 @@ mod tests {
             .unwrap();
         assert_eq!(up.protocol, 6);
         assert_eq!(up.offset, 40 + 8 + 16 + 8);
-        assert_eq!(up.fragment, Some((0, true)));
+        assert_eq!(
+            up.fragment,
+            Some(FragmentHeader {
+                offset: 0,
+                more: true,
+                ident: 7
+            })
+        );
     }
 
     #[test]

@@ -32,6 +32,20 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         Ok(UdpPacket { buf })
     }
 
+    /// Checks the first fragment of a datagram: the header must be there,
+    /// the length field may exceed the bytes present (it counts the whole
+    /// datagram).
+    pub fn new_first_fragment(buf: T) -> Result<Self, ParseError> {
+        let b = buf.as_ref();
+        if b.len() < HEADER_LEN {
+            return Err(ParseError::Truncated);
+        }
+        if usize::from(get_u16(b, 4)) < HEADER_LEN {
+            return Err(ParseError::BadTransportLength);
+        }
+        Ok(UdpPacket { buf })
+    }
+
     pub fn src_port(&self) -> u16 {
         get_u16(self.buf.as_ref(), 0)
     }
