@@ -16,7 +16,8 @@ use super::verdict::{DropReason, Verdict};
 use crate::packet::ip::{self, Fragment, IpInfo};
 
 impl ClientNat {
-    /// Translates a packet addressed to the client, in place.
+    /// Translates a packet addressed to the client, in place (one IP packet;
+    /// bytes past its IP length are ignored).
     pub fn translate_inbound(&mut self, packet: &mut [u8], now: Timestamp) -> Verdict {
         match self.inbound(packet, now) {
             Ok(v) => v,

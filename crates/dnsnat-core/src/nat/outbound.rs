@@ -24,7 +24,8 @@ use crate::constants::{is_proxy_v4, is_proxy_v6};
 use crate::packet::ip::{self, Fragment, IpInfo};
 
 impl ClientNat {
-    /// Translates a packet the client sent, in place.
+    /// Translates a packet the client sent, in place. `packet` is one IP
+    /// packet; bytes past its IP length are ignored and left as they are.
     pub fn translate_outbound(&mut self, packet: &mut [u8], now: Timestamp) -> Verdict {
         match self.outbound(packet, now) {
             Ok(v) => v,

@@ -115,7 +115,12 @@ impl SessionTable {
     ) -> Result<u32, DropReason> {
         debug_assert!(!self.inside.contains_key(&inside));
         if self.len() >= self.config.max_sessions {
-            return Err(DropReason::SessionLimit);
+            // Sessions past their deadline may still be waiting for the
+            // caller's next `handle_timeout`; they do not count.
+            self.handle_timeout(now);
+            if self.len() >= self.config.max_sessions {
+                return Err(DropReason::SessionLimit);
+            }
         }
         let port = self
             .allocate_port(inside.protocol, inside.port, real)
@@ -368,6 +373,9 @@ mod tests {
             t.create(inside(3, "100.96.0.1"), real(), 1, now),
             Err(DropReason::SessionLimit)
         );
+        // Expired sessions make room even before the caller's sweep.
+        let later = now + Duration::from_secs(60);
+        assert!(t.create(inside(3, "100.96.0.1"), real(), 1, later).is_ok());
     }
 
     #[test]
