@@ -1,0 +1,385 @@
+// gateway.yaml (DESIGN §7): read, validated with a schema, and turned into the normalised form the rest of
+// the gateway uses (canonical IP text, parsed patterns, the private key read from its file).
+//
+// Every error names the file, the field and what was expected, one line per problem, all problems at once:
+//   gateway.yaml: clients[0].tunnelIps[1]: expected an IP address, got "x"
+// A config is either wholly valid or rejected; the caller (start or reload) never sees half of one. That is
+// what makes a reload atomic: a bad edit is refused and the running config stays.
+//
+// The field names of DESIGN §7 are a contract; the extra optional fields (`device`, `metrics`, `resolution`)
+// only add knobs with defaults.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { isTunnelIp, parseIp, parseSocketAddress } from './ip.js';
+import { DomainPattern, PatternError } from './pattern.js';
+
+export type IpStack = 'dual' | 'ipv4' | 'ipv6';
+
+export interface ResourceConfig {
+  readonly id: string;
+  readonly pattern: DomainPattern;
+  readonly ipStack: IpStack;
+  /** `tcp/443`, `udp/5000-5999`, `icmp`; absent means every port and protocol. */
+  readonly ports?: readonly string[];
+}
+
+export interface ClientConfig {
+  readonly id: string;
+  readonly publicKey: string;
+  /** Canonical addresses, each inside the tunnel ranges. */
+  readonly tunnelIps: readonly string[];
+  /** Ids of the resources this client may use. */
+  readonly resources: readonly string[];
+}
+
+export interface ResolutionConfig {
+  /** Deadline of one resolution (DESIGN §5: 10 s). */
+  readonly timeoutMs: number;
+  /** Resolutions at once (DESIGN §5: 1,000). */
+  readonly maxInFlight: number;
+  /** Domains waiting for a free slot; beyond this a resolution is refused and counted. */
+  readonly maxQueued: number;
+}
+
+export interface GatewayConfig {
+  /** Where the config came from, for messages: the file path, or `gateway config` for an object. */
+  readonly source: string;
+  readonly privateKey: string;
+  readonly listen: string;
+  readonly tunnel: { readonly ipv4: string; readonly ipv6?: string };
+  /** TUN device name. */
+  readonly device: string;
+  /** `ip` or `ip:port`; absent: `/etc/resolv.conf`. */
+  readonly nameservers?: readonly string[];
+  /** Set `ip_forward` and an nftables masquerade rule for the tunnel ranges, removed on exit. */
+  readonly masquerade: boolean;
+  /** `host:port` for Prometheus text (`GET /metrics`); absent: no listener. */
+  readonly metrics?: string;
+  readonly resolution: ResolutionConfig;
+  readonly resources: readonly ResourceConfig[];
+  readonly clients: readonly ClientConfig[];
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+export const DEFAULT_LISTEN = '0.0.0.0:51820';
+export const DEFAULT_DEVICE = 'dnsnat-gw';
+export const DEFAULT_RESOLUTION: ResolutionConfig = {
+  timeoutMs: 10_000,
+  maxInFlight: 1_000,
+  maxQueued: 10_000,
+};
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (typeof value === 'string') {
+    const s = value.length > 60 ? `${value.slice(0, 57)}...` : value;
+    return JSON.stringify(s);
+  }
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return String(value);
+}
+
+const KEY = /^[A-Za-z0-9+/]{43}=$/;
+const isKey = (s: string) => KEY.test(s) && Buffer.from(s, 'base64').length === 32;
+
+const PORT_RULE = /^(tcp|udp)\/(\d{1,5})(?:-(\d{1,5}))?$/;
+/** The same grammar the native side enforces (crates/dnsnat-node/src/tunnel/ports.rs). */
+export function isPortRule(text: string): boolean {
+  const lower = text.trim().toLowerCase();
+  if (lower === 'icmp') return true;
+  const m = PORT_RULE.exec(lower);
+  if (!m) return false;
+  const from = Number(m[2]);
+  const to = m[3] === undefined ? from : Number(m[3]);
+  return from >= 1 && to <= 65535 && from <= to;
+}
+
+const got = (iss: { input?: unknown }) => `got ${describe(iss.input)}`;
+
+const base64Key = z.string().refine(isKey, {
+  error: (iss) => `expected a base64 WireGuard key (44 characters), ${got(iss)}`,
+});
+const ipAddress = z.string().refine((s) => parseIp(s) !== undefined, {
+  error: (iss) => `expected an IP address, ${got(iss)}`,
+});
+const ipv4 = z.string().refine((s) => parseIp(s)?.family === 4, {
+  error: (iss) => `expected an IPv4 address, ${got(iss)}`,
+});
+const ipv6 = z.string().refine((s) => parseIp(s)?.family === 6, {
+  error: (iss) => `expected an IPv6 address, ${got(iss)}`,
+});
+const socketAddress = z.string().refine((s) => parseSocketAddress(s) !== undefined, {
+  error: (iss) => `expected ip:port (or [ipv6]:port), ${got(iss)}`,
+});
+const nameserver = z.string().refine((s) => parseIp(s) !== undefined || parseSocketAddress(s) !== undefined, {
+  error: (iss) => `expected ip or ip:port, ${got(iss)}`,
+});
+const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, {
+  error: (iss) => `expected an id (letters, digits, "_", ".", "-"), ${got(iss)}`,
+});
+const patternText = z.string().superRefine((s, ctx) => {
+  try {
+    DomainPattern.parse(s);
+  } catch (e) {
+    const why = e instanceof PatternError ? e.message : String(e);
+    ctx.addIssue({ code: 'custom', message: `expected a domain pattern, got ${describe(s)}: ${why}` });
+  }
+});
+const positiveInt = z.number().int().positive();
+
+const schema = z
+  .strictObject({
+    privateKey: base64Key.optional(),
+    privateKeyFile: z.string().min(1).optional(),
+    listen: socketAddress.optional(),
+    tunnel: z.strictObject({ ipv4, ipv6: ipv6.optional() }),
+    device: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,15}$/, {
+        error: (iss) => `expected an interface name of 1-15 characters, ${got(iss)}`,
+      })
+      .optional(),
+    nameservers: z.array(nameserver).min(1).optional(),
+    masquerade: z.boolean().optional(),
+    metrics: socketAddress.optional(),
+    resolution: z
+      .strictObject({
+        timeoutMs: positiveInt.optional(),
+        maxInFlight: positiveInt.optional(),
+        maxQueued: z.number().int().nonnegative().optional(),
+      })
+      .optional(),
+    resources: z.array(
+      z.strictObject({
+        id,
+        pattern: patternText,
+        ipStack: z.enum(['dual', 'ipv4', 'ipv6']).optional(),
+        ports: z
+          .array(
+            z.string().refine(isPortRule, {
+              error: (iss) => `expected tcp/PORT, udp/PORT, tcp/FROM-TO, udp/FROM-TO or icmp, ${got(iss)}`,
+            }),
+          )
+          .optional(),
+      }),
+    ),
+    clients: z.array(
+      z.strictObject({
+        id,
+        publicKey: base64Key,
+        tunnelIps: z.array(ipAddress).min(1),
+        resources: z.array(z.string()),
+      }),
+    ),
+  })
+  .superRefine((c, ctx) => {
+    if ((c.privateKey === undefined) === (c.privateKeyFile === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: 'expected exactly one of privateKey or privateKeyFile',
+      });
+    }
+    const resourceIds = new Map<string, number>();
+    c.resources.forEach((r, i) => {
+      const first = resourceIds.get(r.id);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['resources', i, 'id'],
+          message: `duplicate id "${r.id}" (also resources[${first}])`,
+        });
+      } else resourceIds.set(r.id, i);
+    });
+    const clientIds = new Map<string, number>();
+    const keys = new Map<string, number>();
+    const tunnelIps = new Map<string, string>();
+    for (const own of [c.tunnel.ipv4, c.tunnel.ipv6]) {
+      const ip = own === undefined ? undefined : parseIp(own);
+      if (ip) tunnelIps.set(ip.text, 'tunnel (the gateway itself)');
+    }
+    c.clients.forEach((cl, i) => {
+      const firstId = clientIds.get(cl.id);
+      if (firstId !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clients', i, 'id'],
+          message: `duplicate id "${cl.id}" (also clients[${firstId}])`,
+        });
+      } else clientIds.set(cl.id, i);
+      const firstKey = keys.get(cl.publicKey);
+      if (firstKey !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clients', i, 'publicKey'],
+          message: `the same key as clients[${firstKey}]`,
+        });
+      } else keys.set(cl.publicKey, i);
+      cl.tunnelIps.forEach((text, j) => {
+        const ip = parseIp(text);
+        if (!ip) return;
+        if (!isTunnelIp(ip)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['clients', i, 'tunnelIps', j],
+            message: `expected an address inside 100.64.0.0/11 or fd00:2021:1111::/107, got ${describe(text)}`,
+          });
+        }
+        const owner = tunnelIps.get(ip.text);
+        if (owner !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['clients', i, 'tunnelIps', j],
+            message: `${ip.text} is already used by ${owner}`,
+          });
+        } else tunnelIps.set(ip.text, `clients[${i}]`);
+      });
+      cl.resources.forEach((rid, j) => {
+        if (!resourceIds.has(rid)) {
+          const known = [...resourceIds.keys()].join(', ') || 'none';
+          ctx.addIssue({
+            code: 'custom',
+            path: ['clients', i, 'resources', j],
+            message: `expected the id of a resource (known: ${known}), got ${describe(rid)}`,
+          });
+        }
+      });
+    });
+  });
+
+type RawConfig = z.infer<typeof schema>;
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out;
+}
+
+function issueMessage(iss: z.core.$ZodIssue): string {
+  const input = (iss as { input?: unknown }).input;
+  switch (iss.code) {
+    case 'invalid_type':
+      if (input === undefined) return `missing (expected ${iss.expected})`;
+      return `expected ${iss.expected}, got ${describe(input)}`;
+    case 'invalid_value':
+      return `expected one of ${iss.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describe(input)}`;
+    case 'unrecognized_keys':
+      return `unknown field${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+    case 'too_small':
+      if (iss.origin === 'array') return `expected at least ${String(iss.minimum)} entries`;
+      if (iss.origin === 'string') return 'expected a non-empty string';
+      return `expected a number ${iss.inclusive ? '>=' : '>'} ${String(iss.minimum)}, got ${describe(input)}`;
+    case 'invalid_format':
+      return iss.message;
+    default:
+      return iss.message;
+  }
+}
+
+export interface ParseOptions {
+  /** Name used in messages (a file path); default `gateway config`. */
+  source?: string;
+  /** Directory `privateKeyFile` is relative to; default the source's directory, or the working directory. */
+  baseDir?: string;
+  /** How to read `privateKeyFile` (tests); default `fs.readFileSync`. */
+  readFile?: (path: string) => string;
+}
+
+/** Validates a parsed YAML document (or an object); throws `ConfigError` listing every problem. */
+export function parseGatewayConfig(raw: unknown, options: ParseOptions = {}): GatewayConfig {
+  const source = options.source ?? 'gateway config';
+  const result = schema.safeParse(raw, { reportInput: true });
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((iss) => {
+        const where = formatPath(iss.path);
+        return `${source}: ${where === '' ? '' : `${where}: `}${issueMessage(iss)}`;
+      }),
+    );
+  }
+  const c: RawConfig = result.data;
+  let privateKey = c.privateKey;
+  if (privateKey === undefined && c.privateKeyFile !== undefined) {
+    const baseDir = options.baseDir ?? (options.source ? dirname(options.source) : process.cwd());
+    const file = resolvePath(baseDir, c.privateKeyFile);
+    let text: string;
+    try {
+      text = (options.readFile ?? ((p: string) => readFileSync(p, 'utf8')))(file);
+    } catch (e) {
+      throw new ConfigError([`${source}: privateKeyFile: cannot read ${file}: ${(e as Error).message}`]);
+    }
+    privateKey = text.trim();
+    if (!isKey(privateKey)) {
+      throw new ConfigError([`${source}: privateKeyFile: ${file} does not hold a base64 WireGuard key`]);
+    }
+  }
+  const canon = (s: string) => parseIp(s)?.text ?? s;
+  const ipv6Text = c.tunnel.ipv6 === undefined ? undefined : canon(c.tunnel.ipv6);
+  return {
+    source,
+    privateKey: privateKey as string,
+    listen: c.listen ?? DEFAULT_LISTEN,
+    tunnel:
+      ipv6Text === undefined
+        ? { ipv4: canon(c.tunnel.ipv4) }
+        : { ipv4: canon(c.tunnel.ipv4), ipv6: ipv6Text },
+    device: c.device ?? DEFAULT_DEVICE,
+    ...(c.nameservers === undefined ? {} : { nameservers: c.nameservers }),
+    masquerade: c.masquerade ?? true,
+    ...(c.metrics === undefined ? {} : { metrics: c.metrics }),
+    resolution: {
+      timeoutMs: c.resolution?.timeoutMs ?? DEFAULT_RESOLUTION.timeoutMs,
+      maxInFlight: c.resolution?.maxInFlight ?? DEFAULT_RESOLUTION.maxInFlight,
+      maxQueued: c.resolution?.maxQueued ?? DEFAULT_RESOLUTION.maxQueued,
+    },
+    resources: c.resources.map((r) => ({
+      id: r.id,
+      pattern: DomainPattern.parse(r.pattern),
+      ipStack: r.ipStack ?? 'dual',
+      ...(r.ports === undefined ? {} : { ports: r.ports.map((p) => p.trim().toLowerCase()) }),
+    })),
+    clients: c.clients.map((cl) => ({
+      id: cl.id,
+      publicKey: cl.publicKey,
+      tunnelIps: cl.tunnelIps.map(canon),
+      resources: [...new Set(cl.resources)],
+    })),
+  };
+}
+
+/** Parses YAML text; `source` names it in messages. */
+export function parseGatewayYaml(text: string, options: ParseOptions = {}): GatewayConfig {
+  const source = options.source ?? 'gateway config';
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (e) {
+    throw new ConfigError([`${source}: not valid YAML: ${(e as Error).message.split('\n')[0]}`]);
+  }
+  if (raw === null || raw === undefined) throw new ConfigError([`${source}: the file is empty`]);
+  return parseGatewayConfig(raw, { ...options, source });
+}
+
+/** Reads and validates a gateway.yaml. */
+export function loadGatewayConfig(path: string, options: Omit<ParseOptions, 'source'> = {}): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`${path}: cannot read: ${(e as Error).message}`]);
+  }
+  return parseGatewayYaml(text, { ...options, source: path });
+}
