@@ -1,0 +1,1101 @@
+// The gateway's decisions (DESIGN §5): who may use what, which proxy IP maps to which real address, when
+// to resolve, and what to tell the client. Sans-IO like the client's state machine: the caller hands in
+// events and `now`, drains commands with `pollCommand()`, arms one timer from `pollTimeout()` and reports
+// resolutions back with `onResolution()`. Nothing here reads a clock, resolves a name or touches the tunnel,
+// so every rule below is tested with a fake runtime and a fake clock.
+//
+// The rules, and why they are shaped this way:
+// - Validation comes first and is complete (known client, resource exists and is allowed, the domain matches
+//   the resource's pattern, 4 or 8 distinct proxy IPs inside the proxy ranges and of the resource's stack).
+//   A rejection answers `inactive` with a reason and installs nothing. The reference design installed any
+//   address a client named, which let an authorised client open arbitrary IPs under a resource's filter.
+// - Always accept, resolve in the background: a valid `AssignedIps` registers its proxy IPs at once (a
+//   mapping without a real address, so traffic gets ICMP unreachable rather than nothing) and nothing waits
+//   on DNS. The answer is sent when the resolution ends.
+// - State per domain is shared by every client: one resolution in flight per domain (later callers join
+//   it), answers cached for their TTL, negative answers for their TTL capped at `maxNegativeCacheMs`, a
+//   deadline per resolution, at most `maxInFlight` at once and a bounded FIFO of domains waiting for a slot;
+//   beyond that a resolution is refused and counted. Memory is bounded by what clients have registered.
+// - Mapping: proxy k of a family (ascending) → sorted real address k mod n of the same family. A family
+//   without addresses leaves its proxy IPs registered without one. `active` iff at least one proxy IP of the
+//   (domain, resource) has a real address.
+// - NXDOMAIN and empty answers are authoritative: real addresses are withdrawn. A timeout or an error is
+//   not: a mapping that worked keeps serving (stale beats a cut-off), and nothing changes.
+// - Statuses: every `AssignedIps` gets one answer (the latest seq wins if several wait on one resolution),
+//   and a (domain, resource) whose status changes on its own (healed, record gone) gets an unsolicited one
+//   echoing the last seq the client sent, which the client accepts (docs/decisions.md).
+// - Self-healing: traffic to a proxy IP without an address (`resolve-unmapped`, already rate-limited per
+//   proxy IP by the runtime) starts a resolution that ignores the negative cache, at most once per domain
+//   per backoff step (1 s doubling to 30 s; the step resets when the domain starts resolving again).
+//   A mapping used past its TTL (`mapping-expired`) is re-resolved in the background; the runtime keeps
+//   live sessions on their old address, so the new one serves new sessions only.
+// - A client that names a proxy IP we hold for another domain has renumbered (it lost its state file):
+//   all of that client's mappings are dropped before the new ones are installed, so stale state can never
+//   route its traffic to the wrong service.
+// - Config changes apply at once: a removed client loses its peer, a removed or no longer allowed resource
+//   loses its mappings and sessions, changed ports are re-installed.
+import type { ClientConfig, IpStack, ResourceConfig } from './config.js';
+import { compareIps, type Family, type Ip, isProxyIp, parseIp } from './ip.js';
+import { Histogram } from './metrics.js';
+
+/** What a resolution found; structurally the resolver's `Resolution`. */
+export interface ResolutionResult {
+  readonly outcome: 'ok' | 'nxdomain' | 'no-records' | 'timeout' | 'error';
+  readonly ipv4: readonly string[];
+  readonly ipv6: readonly string[];
+  readonly ttlSeconds: number;
+  readonly error?: string;
+}
+
+export type DomainStatusValue = 'active' | 'inactive';
+
+/** The JSON body of a `DomainStatus` (DESIGN §4). */
+export interface DomainStatusBody {
+  resource: string;
+  domain: string;
+  status: DomainStatusValue;
+  seq: number;
+  reason?: string;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn';
+
+export type Command =
+  | { type: 'add-peer'; clientId: string; publicKey: string; allowedIps: string[] }
+  | { type: 'remove-peer'; clientId: string; publicKey: string }
+  | {
+      type: 'set-mapping';
+      clientId: string;
+      publicKey: string;
+      proxyIp: string;
+      realIp?: string;
+      ttlMs?: number;
+      ports?: string[];
+    }
+  | { type: 'remove-mapping'; clientId: string; publicKey: string; proxyIp: string }
+  | { type: 'send-status'; clientId: string | undefined; publicKey: string; body: DomainStatusBody }
+  | { type: 'resolve'; id: number; domain: string }
+  | { type: 'log'; level: LogLevel; msg: string; fields: Record<string, unknown> };
+
+export interface PolicyConfig {
+  readonly resources: readonly ResourceConfig[];
+  readonly clients: readonly ClientConfig[];
+}
+
+export interface PolicyOptions {
+  /** Deadline of one resolution. Default 10,000 ms. */
+  resolveTimeoutMs?: number;
+  /** Resolutions at once. Default 1,000. */
+  maxInFlight?: number;
+  /** Domains waiting for a slot before resolutions are refused. Default 10,000. */
+  maxQueued?: number;
+  /** First self-healing backoff step. Default 1,000 ms. */
+  healInitialMs?: number;
+  /** Largest self-healing backoff step. Default 30,000 ms. */
+  healMaxMs?: number;
+  /** Upper bound on how long NXDOMAIN / no records is believed. Default 30,000 ms. */
+  maxNegativeCacheMs?: number;
+}
+
+/** Why an `AssignedIps` was refused (also the `reason` of the `inactive` reply). */
+export type RejectReason =
+  | 'unknown-client'
+  | 'unknown-resource'
+  | 'resource-not-allowed'
+  | 'domain-not-matching'
+  | 'proxy-ip-count'
+  | 'proxy-ip-invalid'
+  | 'proxy-ip-out-of-range'
+  | 'proxy-ip-duplicate'
+  | 'proxy-ip-stack';
+
+export const MESSAGE_ASSIGNED_IPS = 0;
+export const MESSAGE_DOMAIN_STATUS = 1;
+export const MESSAGE_GOODBYE = 2;
+
+export interface PolicyCounters {
+  assignedIpsAccepted: number;
+  assignedIpsDuplicate: number;
+  assignedIpsRejected: Record<string, number>;
+  controlMalformed: number;
+  controlIgnored: number;
+  goodbyes: number;
+  renumberResets: number;
+  statusesSent: { active: number; inactive: number };
+  unsolicitedStatuses: number;
+  resolutionsStarted: number;
+  resolutionsJoined: number;
+  resolutionsQueued: number;
+  resolutionsRefused: number;
+  resolutionOutcomes: Record<string, number>;
+  resolutionDeadlines: number;
+  lateAnswers: number;
+  cacheHits: number;
+  negativeCacheHits: number;
+  healResolutions: number;
+  healSuppressed: number;
+  refreshResolutions: number;
+  unknownProxyEvents: number;
+  mappingsSet: number;
+  mappingsRemoved: number;
+  policyRemovals: number;
+}
+
+interface Answer {
+  readonly ipv4: readonly Ip[];
+  readonly ipv6: readonly Ip[];
+  readonly expiresAt: number;
+}
+
+interface DomainState {
+  readonly domain: string;
+  /** Clients with at least one binding for this domain. */
+  readonly users: Set<string>;
+  inflight: { id: number; startedAt: number; deadline: number } | undefined;
+  /** The last answer with addresses; kept past its TTL only to keep working mappings on a timeout. */
+  answer: Answer | undefined;
+  negative: { reason: string; until: number } | undefined;
+  /** Why the domain is not usable, for `inactive` replies. */
+  lastFailure: string | undefined;
+  healNextAt: number;
+  healStepMs: number;
+}
+
+interface Binding {
+  readonly key: string;
+  readonly domain: string;
+  readonly resourceId: string;
+  /** Canonical, in ascending numeric order (IPv4 first). */
+  readonly proxies: readonly Ip[];
+  seq: number;
+  /** An `AssignedIps` waits for its answer. */
+  awaiting: boolean;
+  lastStatus: DomainStatusValue | undefined;
+}
+
+interface Installed {
+  real: string | undefined;
+  expiresAt: number | undefined;
+  portsKey: string;
+}
+
+interface ProxyEntry {
+  readonly ip: Ip;
+  readonly domain: string;
+  readonly bindings: Set<string>;
+  real: string | undefined;
+  expiresAt: number | undefined;
+  installed: Installed | undefined;
+}
+
+interface ClientState {
+  cfg: ClientConfig;
+  allowed: Set<string>;
+  readonly bindings: Map<string, Binding>;
+  readonly proxies: Map<string, ProxyEntry>;
+  /** domain → binding keys */
+  readonly domains: Map<string, Set<string>>;
+}
+
+interface AssignedIpsBody {
+  resource: string;
+  domain: string;
+  proxyIps: unknown;
+  seq: number;
+}
+
+/** One (client, domain, resource) as `dnsnat status` shows it. */
+export interface BindingSnapshot {
+  client: string;
+  domain: string;
+  resource: string;
+  status: DomainStatusValue | undefined;
+  awaiting: boolean;
+  seq: number;
+  mappings: Array<{ proxyIp: string; realIp?: string }>;
+}
+
+export function normalizeDomain(domain: string): string {
+  const lower = domain.toLowerCase();
+  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+}
+
+const bindingKey = (domain: string, resourceId: string) => `${domain}\n${resourceId}`;
+
+function stackAllows(stack: IpStack, family: Family): boolean {
+  return stack === 'dual' || (stack === 'ipv4' ? family === 4 : family === 6);
+}
+
+function emptyCounters(): PolicyCounters {
+  return {
+    assignedIpsAccepted: 0,
+    assignedIpsDuplicate: 0,
+    assignedIpsRejected: {},
+    controlMalformed: 0,
+    controlIgnored: 0,
+    goodbyes: 0,
+    renumberResets: 0,
+    statusesSent: { active: 0, inactive: 0 },
+    unsolicitedStatuses: 0,
+    resolutionsStarted: 0,
+    resolutionsJoined: 0,
+    resolutionsQueued: 0,
+    resolutionsRefused: 0,
+    resolutionOutcomes: {},
+    resolutionDeadlines: 0,
+    lateAnswers: 0,
+    cacheHits: 0,
+    negativeCacheHits: 0,
+    healResolutions: 0,
+    healSuppressed: 0,
+    refreshResolutions: 0,
+    unknownProxyEvents: 0,
+    mappingsSet: 0,
+    mappingsRemoved: 0,
+    policyRemovals: 0,
+  };
+}
+
+const bump = (r: Record<string, number>, k: string) => {
+  r[k] = (r[k] ?? 0) + 1;
+};
+
+export class GatewayPolicy {
+  readonly counters: PolicyCounters = emptyCounters();
+  /** Resolution latency in seconds, as the policy saw it (command to answer). */
+  readonly latency = new Histogram();
+
+  private readonly opts: Required<PolicyOptions>;
+  private resources = new Map<string, ResourceConfig>();
+  private readonly clients = new Map<string, ClientState>();
+  private readonly byKey = new Map<string, string>();
+  private readonly domains = new Map<string, DomainState>();
+  /** id → domain, in launch order; deadlines are launch time + a constant, so the first is the earliest. */
+  private readonly inflight = new Map<number, string>();
+  /** Domains waiting for a slot, oldest first. */
+  private readonly queue = new Set<string>();
+  private readonly commands: Command[] = [];
+  private commandHead = 0;
+  private nextId = 0;
+
+  constructor(config: PolicyConfig, options: PolicyOptions = {}, now = 0) {
+    this.opts = {
+      resolveTimeoutMs: options.resolveTimeoutMs ?? 10_000,
+      maxInFlight: options.maxInFlight ?? 1_000,
+      maxQueued: options.maxQueued ?? 10_000,
+      healInitialMs: options.healInitialMs ?? 1_000,
+      healMaxMs: options.healMaxMs ?? 30_000,
+      maxNegativeCacheMs: options.maxNegativeCacheMs ?? 30_000,
+    };
+    this.setConfig(config, now);
+  }
+
+  // ---- outputs ----
+
+  pollCommand(): Command | undefined {
+    if (this.commandHead >= this.commands.length) {
+      if (this.commands.length > 0) {
+        this.commands.length = 0;
+        this.commandHead = 0;
+      }
+      return undefined;
+    }
+    const c = this.commands[this.commandHead];
+    this.commands[this.commandHead++] = undefined as unknown as Command;
+    return c;
+  }
+
+  /** The earliest resolution deadline, if any resolution is in flight. */
+  pollTimeout(): number | undefined {
+    for (const domain of this.inflight.values()) return this.domains.get(domain)?.inflight?.deadline;
+    return undefined;
+  }
+
+  handleTimeout(now: number): void {
+    for (const [id, domain] of this.inflight) {
+      const ds = this.domains.get(domain);
+      if (!ds?.inflight || ds.inflight.id !== id) {
+        this.inflight.delete(id);
+        continue;
+      }
+      if (ds.inflight.deadline > now) break;
+      this.counters.resolutionDeadlines++;
+      this.finishResolution(
+        ds,
+        { outcome: 'timeout', ipv4: [], ipv6: [], ttlSeconds: 0, error: 'deadline exceeded' },
+        now,
+      );
+    }
+    this.pump(now);
+  }
+
+  inFlight(): number {
+    return this.inflight.size;
+  }
+
+  queued(): number {
+    return this.queue.size;
+  }
+
+  /** Registered proxy IPs over all clients. */
+  mappingCount(): number {
+    let n = 0;
+    for (const c of this.clients.values()) n += c.proxies.size;
+    return n;
+  }
+
+  snapshot(): BindingSnapshot[] {
+    const out: BindingSnapshot[] = [];
+    for (const c of this.clients.values()) {
+      for (const b of c.bindings.values()) {
+        out.push({
+          client: c.cfg.id,
+          domain: b.domain,
+          resource: b.resourceId,
+          status: b.lastStatus,
+          awaiting: b.awaiting,
+          seq: b.seq,
+          mappings: b.proxies.map((p) => {
+            const real = c.proxies.get(p.text)?.real;
+            return real === undefined ? { proxyIp: p.text } : { proxyIp: p.text, realIp: real };
+          }),
+        });
+      }
+    }
+    return out;
+  }
+
+  // ---- inputs ----
+
+  /** A control message from a peer (DESIGN §4). */
+  onControl(publicKey: string, messageType: number, body: string, now: number): void {
+    const clientId = this.byKey.get(publicKey);
+    const client = clientId === undefined ? undefined : this.clients.get(clientId);
+    if (messageType === MESSAGE_GOODBYE) {
+      this.counters.goodbyes++;
+      if (client) {
+        this.log('info', 'client said goodbye; dropping its mappings', { client: client.cfg.id });
+        this.resetClient(client, now);
+      }
+      return;
+    }
+    if (messageType !== MESSAGE_ASSIGNED_IPS) {
+      this.counters.controlIgnored++;
+      this.log('debug', 'control message ignored', { client: client?.cfg.id, messageType });
+      return;
+    }
+    const msg = parseAssignedIps(body);
+    if (!msg) {
+      this.counters.controlMalformed++;
+      this.log('warn', 'malformed AssignedIps dropped', {
+        client: client?.cfg.id ?? publicKey,
+        body: body.slice(0, 200),
+      });
+      return;
+    }
+    this.onAssignedIps(publicKey, client, msg, now);
+  }
+
+  /** Traffic reached a registered proxy IP that has no real address. */
+  onResolveUnmapped(publicKey: string, proxyIp: string, now: number): void {
+    const found = this.lookupProxy(publicKey, proxyIp);
+    if (!found) return;
+    const [client, entry] = found;
+    const ds = this.domainState(entry.domain);
+    if (ds.answer && ds.answer.expiresAt > now && answerCovers(ds.answer, entry.ip.family)) {
+      // Another client's resolution already knows an address: no need to ask again.
+      this.counters.cacheHits++;
+      this.applyToClientDomain(client, ds, now, 'healed from cache');
+      return;
+    }
+    if (ds.inflight) {
+      this.counters.resolutionsJoined++;
+      return;
+    }
+    if (now < ds.healNextAt) {
+      this.counters.healSuppressed++;
+      return;
+    }
+    ds.healNextAt = now + ds.healStepMs;
+    ds.healStepMs = Math.min(ds.healStepMs * 2, this.opts.healMaxMs);
+    this.counters.healResolutions++;
+    this.log('info', 'traffic to a proxy IP without an address; resolving again', {
+      client: client.cfg.id,
+      domain: entry.domain,
+      proxyIp: entry.ip.text,
+      nextHealInMs: ds.healNextAt - now,
+    });
+    this.startResolution(ds, now);
+  }
+
+  /** A new session used a mapping past its DNS TTL. */
+  onMappingExpired(publicKey: string, proxyIp: string, now: number): void {
+    const found = this.lookupProxy(publicKey, proxyIp);
+    if (!found) return;
+    const [client, entry] = found;
+    const ds = this.domainState(entry.domain);
+    if (ds.inflight || this.queue.has(ds.domain)) {
+      this.counters.resolutionsJoined++;
+      return;
+    }
+    if (ds.answer && ds.answer.expiresAt > now) {
+      this.counters.cacheHits++;
+      this.applyToClientDomain(client, ds, now, 'refreshed from cache');
+      return;
+    }
+    this.counters.refreshResolutions++;
+    this.log('debug', 'mapping past its TTL; re-resolving in the background', {
+      client: client.cfg.id,
+      domain: entry.domain,
+    });
+    this.startResolution(ds, now);
+  }
+
+  /** The answer to a `resolve` command. */
+  onResolution(id: number, result: ResolutionResult, now: number): void {
+    const domain = this.inflight.get(id);
+    const ds = domain === undefined ? undefined : this.domains.get(domain);
+    if (!ds?.inflight || ds.inflight.id !== id) {
+      this.counters.lateAnswers++;
+      this.inflight.delete(id);
+      return;
+    }
+    this.finishResolution(ds, result, now);
+    this.pump(now);
+  }
+
+  /**
+   * Applies a new policy. The caller validated it as a whole; this never fails half-way. Removed clients
+   * lose their peer; bindings a resource no longer allows lose their mappings (and sessions) at once.
+   */
+  setConfig(config: PolicyConfig, now: number): void {
+    this.resources = new Map(config.resources.map((r) => [r.id, r]));
+    const next = new Map(config.clients.map((c) => [c.id, c]));
+    for (const [id, state] of this.clients) {
+      const cfg = next.get(id);
+      if (!cfg || cfg.publicKey !== state.cfg.publicKey) {
+        this.log('info', 'client removed from the policy', { client: id });
+        this.dropClient(state);
+      }
+    }
+    for (const cfg of config.clients) {
+      let state = this.clients.get(cfg.id);
+      if (!state) {
+        state = {
+          cfg,
+          allowed: new Set(cfg.resources),
+          bindings: new Map(),
+          proxies: new Map(),
+          domains: new Map(),
+        };
+        this.clients.set(cfg.id, state);
+        this.byKey.set(cfg.publicKey, cfg.id);
+        this.emitAddPeer(cfg);
+        continue;
+      }
+      const ipsChanged = state.cfg.tunnelIps.join(',') !== cfg.tunnelIps.join(',');
+      state.cfg = cfg;
+      state.allowed = new Set(cfg.resources);
+      if (ipsChanged) {
+        // Re-adding a peer replaces it with an empty NAT: every mapping has to go in again.
+        this.emitAddPeer(cfg);
+        for (const e of state.proxies.values()) e.installed = undefined;
+      }
+      for (const b of [...state.bindings.values()]) {
+        const why = this.bindingInvalidReason(state, b);
+        if (why !== undefined) {
+          this.counters.policyRemovals++;
+          this.log('info', 'policy no longer allows a domain; removing its mappings', {
+            client: cfg.id,
+            resource: b.resourceId,
+            domain: b.domain,
+            reason: why,
+          });
+          this.removeBinding(state, b, now, why);
+        }
+      }
+      for (const e of state.proxies.values()) this.sync(state, e, now);
+    }
+  }
+
+  // ---- AssignedIps ----
+
+  /** DESIGN §5 "Validation", in its order; the first failure is the reason. */
+  private validateAssignedIps(
+    client: ClientState | undefined,
+    msg: AssignedIpsBody,
+  ): { client: ClientState; resource: ResourceConfig; ips: Ip[] } | { reason: RejectReason; detail: string } {
+    if (!client) return { reason: 'unknown-client', detail: 'no client with this public key' };
+    const resource = this.resources.get(msg.resource);
+    if (!resource) return { reason: 'unknown-resource', detail: `no resource "${msg.resource}"` };
+    if (!client.allowed.has(resource.id)) {
+      return {
+        reason: 'resource-not-allowed',
+        detail: `client may use: ${[...client.allowed].join(', ') || 'nothing'}`,
+      };
+    }
+    if (!resource.pattern.matches(msg.domain)) {
+      return {
+        reason: 'domain-not-matching',
+        detail: `"${msg.domain}" does not match ${resource.pattern.text}`,
+      };
+    }
+    const checked = checkProxyIps(msg.proxyIps, resource.ipStack);
+    if ('reason' in checked) return checked;
+    return { client, resource, ips: checked.ips };
+  }
+
+  private onAssignedIps(
+    publicKey: string,
+    maybeClient: ClientState | undefined,
+    msg: AssignedIpsBody,
+    now: number,
+  ): void {
+    const domain = normalizeDomain(msg.domain);
+    const verdict = this.validateAssignedIps(maybeClient, msg);
+    if ('reason' in verdict) {
+      bump(this.counters.assignedIpsRejected, verdict.reason);
+      this.log('warn', 'AssignedIps rejected', {
+        client: maybeClient?.cfg.id ?? publicKey,
+        resource: msg.resource,
+        domain,
+        reason: verdict.reason,
+        detail: verdict.detail,
+      });
+      this.send(maybeClient?.cfg.id, publicKey, {
+        resource: msg.resource,
+        domain,
+        status: 'inactive',
+        seq: msg.seq,
+        reason: verdict.reason,
+      });
+      return;
+    }
+    const { client, resource, ips: proxies } = verdict;
+
+    for (const p of proxies) {
+      const held = client.proxies.get(p.text);
+      if (held && held.domain !== domain) {
+        this.counters.renumberResets++;
+        this.log('info', 'client re-assigned a proxy IP to another domain; resetting its mappings', {
+          client: client.cfg.id,
+          proxyIp: p.text,
+          from: held.domain,
+          to: domain,
+          resource: resource.id,
+        });
+        this.resetClient(client, now);
+        break;
+      }
+    }
+
+    const key = bindingKey(domain, resource.id);
+    let b = client.bindings.get(key);
+    if (b && !sameIps(b.proxies, proxies)) {
+      // The same (domain, resource) with other proxy IPs: the client renumbered this domain only.
+      this.log('info', 'client changed the proxy IPs of a domain; replacing them', {
+        client: client.cfg.id,
+        resource: resource.id,
+        domain,
+      });
+      this.removeBinding(client, b, now, undefined, false);
+      b = undefined;
+    }
+    const ds = this.domainState(domain);
+    if (b) {
+      this.counters.assignedIpsDuplicate++;
+      this.log('debug', 'AssignedIps repeated', { client: client.cfg.id, resource: resource.id, domain });
+    } else {
+      this.counters.assignedIpsAccepted++;
+      b = {
+        key,
+        domain,
+        resourceId: resource.id,
+        proxies,
+        seq: msg.seq,
+        awaiting: false,
+        lastStatus: undefined,
+      };
+      client.bindings.set(key, b);
+      let keys = client.domains.get(domain);
+      if (!keys) {
+        keys = new Set();
+        client.domains.set(domain, keys);
+      }
+      keys.add(key);
+      ds.users.add(client.cfg.id);
+      for (const p of proxies) {
+        let e = client.proxies.get(p.text);
+        if (!e) {
+          e = {
+            ip: p,
+            domain,
+            bindings: new Set(),
+            real: undefined,
+            expiresAt: undefined,
+            installed: undefined,
+          };
+          client.proxies.set(p.text, e);
+        }
+        e.bindings.add(key);
+      }
+      this.log('info', 'AssignedIps accepted; proxy IPs registered', {
+        client: client.cfg.id,
+        resource: resource.id,
+        domain,
+        proxyIps: proxies.map((p) => p.text),
+      });
+    }
+    b.seq = msg.seq;
+    b.awaiting = true;
+
+    if (ds.answer && ds.answer.expiresAt > now) {
+      this.counters.cacheHits++;
+      this.applyAnswer(client, b, ds.answer);
+      for (const p of b.proxies) this.sync(client, client.proxies.get(p.text) as ProxyEntry, now);
+      this.reply(client, b, ds);
+      return;
+    }
+    for (const p of b.proxies) this.sync(client, client.proxies.get(p.text) as ProxyEntry, now);
+    if (ds.negative && ds.negative.until > now && !this.hasAddress(client, b)) {
+      this.counters.negativeCacheHits++;
+      this.reply(client, b, ds);
+      return;
+    }
+    this.startResolution(ds, now);
+  }
+
+  // ---- resolution ----
+
+  private startResolution(ds: DomainState, now: number): void {
+    if (ds.inflight || this.queue.has(ds.domain)) {
+      this.counters.resolutionsJoined++;
+      return;
+    }
+    if (this.inflight.size < this.opts.maxInFlight) {
+      this.launch(ds, now);
+      return;
+    }
+    if (this.queue.size < this.opts.maxQueued) {
+      this.counters.resolutionsQueued++;
+      this.queue.add(ds.domain);
+      return;
+    }
+    this.counters.resolutionsRefused++;
+    this.log('warn', 'too many resolutions; refused', {
+      domain: ds.domain,
+      inFlight: this.inflight.size,
+      queued: this.queue.size,
+    });
+    ds.lastFailure = 'resolver-busy';
+    for (const clientId of ds.users) {
+      const client = this.clients.get(clientId);
+      if (!client) continue;
+      for (const b of this.bindingsOf(client, ds.domain)) if (b.awaiting) this.reply(client, b, ds);
+    }
+  }
+
+  private launch(ds: DomainState, now: number): void {
+    const id = ++this.nextId;
+    ds.inflight = { id, startedAt: now, deadline: now + this.opts.resolveTimeoutMs };
+    this.inflight.set(id, ds.domain);
+    this.counters.resolutionsStarted++;
+    this.commands.push({ type: 'resolve', id, domain: ds.domain });
+  }
+
+  /** Starts queued resolutions while slots are free. */
+  private pump(now: number): void {
+    while (this.inflight.size < this.opts.maxInFlight && this.queue.size > 0) {
+      const domain = this.queue.values().next().value as string;
+      this.queue.delete(domain);
+      const ds = this.domains.get(domain);
+      if (ds && !ds.inflight && ds.users.size > 0) this.launch(ds, now);
+    }
+  }
+
+  private finishResolution(ds: DomainState, r: ResolutionResult, now: number): void {
+    const started = ds.inflight?.startedAt ?? now;
+    if (ds.inflight) this.inflight.delete(ds.inflight.id);
+    ds.inflight = undefined;
+    this.latency.observe(Math.max(0, now - started) / 1000);
+    const ipv4 = sortedIps(r.ipv4, 4);
+    const ipv6 = sortedIps(r.ipv6, 6);
+    const busy = r.outcome === 'error' && r.error === 'busy';
+    const outcome = busy
+      ? 'resolver-busy'
+      : r.outcome === 'ok' && ipv4.length + ipv6.length === 0
+        ? 'no-records'
+        : r.outcome;
+    bump(this.counters.resolutionOutcomes, outcome);
+    const ttlMs = Math.max(0, r.ttlSeconds) * 1000;
+    const logFields = {
+      domain: ds.domain,
+      outcome,
+      ipv4: ipv4.map((i) => i.text),
+      ipv6: ipv6.map((i) => i.text),
+      ttlSeconds: r.ttlSeconds,
+      elapsedMs: now - started,
+      ...(r.error === undefined ? {} : { error: r.error }),
+    };
+    let authoritative = true;
+    if (outcome === 'ok') {
+      const hadAnswer = ds.answer !== undefined;
+      ds.answer = { ipv4, ipv6, expiresAt: now + ttlMs };
+      ds.negative = undefined;
+      ds.lastFailure = undefined;
+      if (!hadAnswer) {
+        ds.healStepMs = this.opts.healInitialMs;
+        ds.healNextAt = 0;
+      }
+      this.log('info', 'domain resolved', logFields);
+    } else if (outcome === 'nxdomain' || outcome === 'no-records') {
+      ds.answer = undefined;
+      ds.negative = { reason: outcome, until: now + Math.min(ttlMs, this.opts.maxNegativeCacheMs) };
+      ds.lastFailure = outcome;
+      this.log('info', 'domain has no addresses', logFields);
+    } else {
+      // Timeout, error or a busy resolver: says nothing about the records. Working mappings stay.
+      ds.lastFailure = outcome;
+      authoritative = false;
+      this.log('warn', 'domain resolution failed', logFields);
+    }
+    for (const clientId of ds.users) {
+      const client = this.clients.get(clientId);
+      if (!client) continue;
+      if (authoritative) this.applyToClientDomain(client, ds, now, undefined);
+      else for (const b of this.bindingsOf(client, ds.domain)) this.statusAfterChange(client, b, ds);
+    }
+    if (ds.users.size === 0) this.domains.delete(ds.domain);
+  }
+
+  /** Installs the domain's current knowledge for one client and tells it what changed. */
+  private applyToClientDomain(
+    client: ClientState,
+    ds: DomainState,
+    now: number,
+    why: string | undefined,
+  ): void {
+    const bindings = this.bindingsOf(client, ds.domain);
+    for (const b of bindings) this.applyAnswer(client, b, ds.answer);
+    for (const b of bindings) {
+      for (const p of b.proxies) {
+        const e = client.proxies.get(p.text);
+        if (e) this.sync(client, e, now);
+      }
+    }
+    for (const b of bindings) this.statusAfterChange(client, b, ds, why);
+  }
+
+  /** Sets the desired real address of every proxy IP of a binding: proxy k → sorted real k mod n. */
+  private applyAnswer(client: ClientState, b: Binding, answer: Answer | undefined): void {
+    for (const family of [4, 6] as const) {
+      const reals = answer ? (family === 4 ? answer.ipv4 : answer.ipv6) : [];
+      let k = 0;
+      for (const p of b.proxies) {
+        if (p.family !== family) continue;
+        const e = client.proxies.get(p.text);
+        if (!e) continue;
+        const real = reals.length > 0 ? reals[k % reals.length] : undefined;
+        e.real = real?.text;
+        e.expiresAt = real && answer ? answer.expiresAt : undefined;
+        k++;
+      }
+    }
+  }
+
+  private statusAfterChange(client: ClientState, b: Binding, ds: DomainState, why?: string): void {
+    if (b.awaiting) {
+      this.reply(client, b, ds);
+      return;
+    }
+    const status = this.hasAddress(client, b) ? 'active' : 'inactive';
+    if (b.lastStatus !== undefined && b.lastStatus !== status) {
+      this.counters.unsolicitedStatuses++;
+      this.log(
+        'info',
+        status === 'active' ? 'mapping healed; telling the client' : 'domain lost its addresses',
+        {
+          client: client.cfg.id,
+          resource: b.resourceId,
+          domain: b.domain,
+          ...(why === undefined ? {} : { how: why }),
+        },
+      );
+      this.reply(client, b, ds);
+    }
+  }
+
+  private hasAddress(client: ClientState, b: Binding): boolean {
+    return b.proxies.some((p) => client.proxies.get(p.text)?.real !== undefined);
+  }
+
+  private reply(client: ClientState, b: Binding, ds: DomainState): void {
+    const active = this.hasAddress(client, b);
+    const body: DomainStatusBody = {
+      resource: b.resourceId,
+      domain: b.domain,
+      status: active ? 'active' : 'inactive',
+      seq: b.seq,
+    };
+    if (!active) body.reason = ds.lastFailure ?? (ds.answer ? 'no-address-for-stack' : 'unresolved');
+    b.awaiting = false;
+    b.lastStatus = body.status;
+    this.send(client.cfg.id, client.cfg.publicKey, body);
+  }
+
+  private send(clientId: string | undefined, publicKey: string, body: DomainStatusBody): void {
+    this.counters.statusesSent[body.status]++;
+    this.log('info', `DomainStatus ${body.status}`, {
+      client: clientId ?? publicKey,
+      resource: body.resource,
+      domain: body.domain,
+      seq: body.seq,
+      ...(body.reason === undefined ? {} : { reason: body.reason }),
+    });
+    this.commands.push({ type: 'send-status', clientId, publicKey, body });
+  }
+
+  // ---- state plumbing ----
+
+  private domainState(domain: string): DomainState {
+    let ds = this.domains.get(domain);
+    if (!ds) {
+      ds = {
+        domain,
+        users: new Set(),
+        inflight: undefined,
+        answer: undefined,
+        negative: undefined,
+        lastFailure: undefined,
+        healNextAt: 0,
+        healStepMs: this.opts.healInitialMs,
+      };
+      this.domains.set(domain, ds);
+    }
+    return ds;
+  }
+
+  private bindingsOf(client: ClientState, domain: string): Binding[] {
+    const keys = client.domains.get(domain);
+    if (!keys) return [];
+    return [...keys].map((k) => client.bindings.get(k)).filter((b): b is Binding => b !== undefined);
+  }
+
+  private lookupProxy(publicKey: string, proxyIp: string): [ClientState, ProxyEntry] | undefined {
+    const clientId = this.byKey.get(publicKey);
+    const client = clientId === undefined ? undefined : this.clients.get(clientId);
+    const ip = parseIp(proxyIp);
+    const entry = client && ip ? client.proxies.get(ip.text) : undefined;
+    if (!client || !entry) {
+      this.counters.unknownProxyEvents++;
+      return undefined;
+    }
+    return [client, entry];
+  }
+
+  /** Brings the runtime's mapping of one proxy IP in line with what we want; emits only on change. */
+  private sync(client: ClientState, e: ProxyEntry, now: number): void {
+    const ports = this.portsOf(e);
+    const portsKey = ports === undefined ? '*' : ports.join(',');
+    const want: Installed = {
+      real: e.real,
+      expiresAt: e.real === undefined ? undefined : e.expiresAt,
+      portsKey,
+    };
+    const have = e.installed;
+    if (
+      have &&
+      have.real === want.real &&
+      have.expiresAt === want.expiresAt &&
+      have.portsKey === want.portsKey
+    ) {
+      return;
+    }
+    e.installed = want;
+    this.counters.mappingsSet++;
+    this.commands.push({
+      type: 'set-mapping',
+      clientId: client.cfg.id,
+      publicKey: client.cfg.publicKey,
+      proxyIp: e.ip.text,
+      ...(want.real === undefined ? {} : { realIp: want.real }),
+      ...(want.real === undefined || want.expiresAt === undefined
+        ? {}
+        : { ttlMs: Math.max(0, want.expiresAt - now) }),
+      ...(ports === undefined ? {} : { ports }),
+    });
+  }
+
+  /** The union of the port rules of every resource using this proxy IP; undefined (all) if one has none. */
+  private portsOf(e: ProxyEntry): string[] | undefined {
+    const rules = new Set<string>();
+    for (const key of e.bindings) {
+      const resourceId = key.slice(key.indexOf('\n') + 1);
+      const r = this.resources.get(resourceId);
+      if (!r?.ports) return undefined;
+      for (const p of r.ports) rules.add(p);
+    }
+    return [...rules].sort();
+  }
+
+  private bindingInvalidReason(client: ClientState, b: Binding): string | undefined {
+    const r = this.resources.get(b.resourceId);
+    if (!r) return 'resource-removed';
+    if (!client.allowed.has(r.id)) return 'resource-not-allowed';
+    if (!r.pattern.matches(b.domain)) return 'domain-not-matching';
+    if (!b.proxies.every((p) => stackAllows(r.ipStack, p.family))) return 'proxy-ip-stack';
+    return undefined;
+  }
+
+  /** Drops one binding; proxy IPs no other binding uses lose their mapping and sessions. */
+  private removeBinding(
+    client: ClientState,
+    b: Binding,
+    now: number,
+    notifyReason: string | undefined,
+    release = true,
+  ): void {
+    client.bindings.delete(b.key);
+    const keys = client.domains.get(b.domain);
+    keys?.delete(b.key);
+    for (const p of b.proxies) {
+      const e = client.proxies.get(p.text);
+      if (!e) continue;
+      e.bindings.delete(b.key);
+      if (e.bindings.size === 0) this.removeProxy(client, e);
+      else this.sync(client, e, now);
+    }
+    if (keys && keys.size === 0) {
+      client.domains.delete(b.domain);
+      // Not when the binding is being replaced: the domain's cache is about to serve the new one.
+      if (release) this.releaseDomain(client.cfg.id, b.domain);
+    }
+    if (notifyReason !== undefined && b.lastStatus !== undefined) {
+      this.send(client.cfg.id, client.cfg.publicKey, {
+        resource: b.resourceId,
+        domain: b.domain,
+        status: 'inactive',
+        seq: b.seq,
+        reason: notifyReason,
+      });
+    }
+  }
+
+  private removeProxy(client: ClientState, e: ProxyEntry): void {
+    client.proxies.delete(e.ip.text);
+    this.counters.mappingsRemoved++;
+    this.commands.push({
+      type: 'remove-mapping',
+      clientId: client.cfg.id,
+      publicKey: client.cfg.publicKey,
+      proxyIp: e.ip.text,
+    });
+  }
+
+  /** Forgets every binding of a client and removes its mappings (and so its sessions). */
+  private resetClient(client: ClientState, _now: number): void {
+    for (const e of [...client.proxies.values()]) this.removeProxy(client, e);
+    for (const domain of client.domains.keys()) this.releaseDomain(client.cfg.id, domain);
+    client.bindings.clear();
+    client.domains.clear();
+  }
+
+  private dropClient(client: ClientState): void {
+    for (const domain of client.domains.keys()) this.releaseDomain(client.cfg.id, domain);
+    this.clients.delete(client.cfg.id);
+    this.byKey.delete(client.cfg.publicKey);
+    // Removing the peer removes its NAT, its mappings and its sessions in one step.
+    this.commands.push({ type: 'remove-peer', clientId: client.cfg.id, publicKey: client.cfg.publicKey });
+  }
+
+  private releaseDomain(clientId: string, domain: string): void {
+    const ds = this.domains.get(domain);
+    if (!ds) return;
+    ds.users.delete(clientId);
+    if (ds.users.size === 0 && !ds.inflight) {
+      this.queue.delete(domain);
+      this.domains.delete(domain);
+    }
+  }
+
+  private emitAddPeer(cfg: ClientConfig): void {
+    this.commands.push({
+      type: 'add-peer',
+      clientId: cfg.id,
+      publicKey: cfg.publicKey,
+      allowedIps: cfg.tunnelIps.map((ip) => `${ip}/${ip.includes(':') ? 128 : 32}`),
+    });
+  }
+
+  private log(level: LogLevel, msg: string, fields: Record<string, unknown>): void {
+    this.commands.push({ type: 'log', level, msg, fields });
+  }
+}
+
+function answerCovers(answer: Answer, family: Family): boolean {
+  return (family === 4 ? answer.ipv4 : answer.ipv6).length > 0;
+}
+
+function sortedIps(texts: readonly string[], family: Family): Ip[] {
+  const seen = new Map<string, Ip>();
+  for (const t of texts) {
+    const ip = parseIp(t);
+    if (ip && ip.family === family) seen.set(ip.text, ip);
+  }
+  return [...seen.values()].sort(compareIps);
+}
+
+function sameIps(a: readonly Ip[], b: readonly Ip[]): boolean {
+  return a.length === b.length && a.every((ip, i) => ip.text === b[i]?.text);
+}
+
+function parseAssignedIps(body: string): AssignedIpsBody | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  if (typeof o.resource !== 'string' || typeof o.domain !== 'string') return undefined;
+  if (typeof o.seq !== 'number' || !Number.isSafeInteger(o.seq) || o.seq < 0) return undefined;
+  return { resource: o.resource, domain: o.domain, proxyIps: o.proxy_ips, seq: o.seq };
+}
+
+/** DESIGN §5: 4 or 8 distinct proxy IPs, inside the proxy ranges, 0 or 4 per family, of the resource's stack. */
+export function checkProxyIps(
+  value: unknown,
+  stack: IpStack,
+): { ips: Ip[] } | { reason: RejectReason; detail: string } {
+  if (!Array.isArray(value) || (value.length !== 4 && value.length !== 8)) {
+    const n = Array.isArray(value) ? `${value.length}` : 'no list';
+    return { reason: 'proxy-ip-count', detail: `expected 4 or 8 proxy IPs, got ${n}` };
+  }
+  const ips: Ip[] = [];
+  const seen = new Set<string>();
+  for (const v of value) {
+    const ip = typeof v === 'string' ? parseIp(v) : undefined;
+    if (!ip) return { reason: 'proxy-ip-invalid', detail: `not an IP address: ${JSON.stringify(v)}` };
+    if (!isProxyIp(ip)) {
+      return {
+        reason: 'proxy-ip-out-of-range',
+        detail: `${ip.text} is outside 100.96.0.0/11 and fd00:2021:1111:8000::/107`,
+      };
+    }
+    if (seen.has(ip.text)) return { reason: 'proxy-ip-duplicate', detail: `${ip.text} appears twice` };
+    seen.add(ip.text);
+    if (!stackAllows(stack, ip.family)) {
+      return { reason: 'proxy-ip-stack', detail: `${ip.text} is IPv${ip.family}, the resource is ${stack}` };
+    }
+    ips.push(ip);
+  }
+  const v4 = ips.filter((i) => i.family === 4).length;
+  if (v4 !== 0 && v4 !== 4) {
+    return {
+      reason: 'proxy-ip-count',
+      detail: `expected 0 or 4 per family, got ${v4} IPv4 and ${ips.length - v4} IPv6`,
+    };
+  }
+  return { ips: ips.sort(compareIps) };
+}
