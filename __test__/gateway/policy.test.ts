@@ -402,7 +402,8 @@ describe('GatewayPolicy: always accept, resolve in the background', () => {
       }),
     ]);
     // A slot frees: the queued domain starts.
-    const next = h.resolve((ids[0]?.[0] as { id: number }).id, ok(['10.0.0.1']));
+    const first = ids[0]?.[0] as { id: number };
+    const next = h.resolve(first.id, ok(['10.0.0.1']));
     expect(resolves(next).map((r) => r.domain)).toEqual(['d2.corp.example']);
     expect(h.policy.inFlight()).toBe(2);
     expect(h.policy.queued()).toBe(0);
