@@ -1123,6 +1123,15 @@ fn write_fuzz_seeds() {
             step(&mut script, 1, &unresolved);
             script.push(4); // time passes
             step(&mut script, 3, &back);
+            if protocol != Protocol::Icmp {
+                // A datagram in two fragments, each way.
+                let (f1, f2) = fragment(&out, 24, 99);
+                let (g1, g2) = fragment(&back, 24, 98);
+                for (op, f) in [(1, &f1), (1, &f2), (3, &g1), (3, &g2)] {
+                    step(&mut script, op, f);
+                }
+                std::fs::write(parse_dir.join(format!("seed-{n}-frag")), &f1).unwrap();
+            }
             std::fs::write(nat_dir.join(format!("seed-{n}")), &script).unwrap();
             n += 1;
         }
