@@ -39,7 +39,7 @@ export declare class Tunnel {
    * Creates the device, binds the socket and starts the loops. `onEvents`
    * receives batches of control events until `stop()`.
    */
-  static create(options: TunnelOptions, onEvents: EventCallback): Promise<Tunnel>
+  static create(options: TunnelOptions, onEvents: ((arg: Array<TunnelEvent>) => void)): Promise<Tunnel>
   /** Name of the TUN device. */
   get name(): string
   /** The UDP port the tunnel listens on (useful with port 0). */

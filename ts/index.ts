@@ -22,3 +22,11 @@ import native from './native.js';
 export function runtimeInfo(sleepMs?: number) {
   return native.runtimeInfo(sleepMs);
 }
+export {
+  type ClientStartOptions,
+  type ClientStatus,
+  type RunningClient,
+  startClient,
+} from './client/client.js';
+export { type ClientConfig, loadClientConfig, parseClientConfig } from './client/config.js';
+export { ConfigError } from './config/fields.js';

@@ -1,8 +1,70 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { startClient } from '../client/client.js';
+import { DEFAULT_CLIENT_STATUS_SOCKET } from '../client/config.js';
+import { ConfigError } from '../config/fields.js';
+import { readStatus } from '../daemon/status.js';
 import { generateKeyPair, publicKeyOf } from '../keys.js';
 import { formatVersion, packageVersion, versionReport } from '../version.js';
+
+/** Runs a daemon until SIGINT/SIGTERM; config errors exit 2 with their message, other failures 1. */
+async function runDaemon(role: string, start: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
+  let daemon: { stop(): Promise<void> };
+  try {
+    daemon = await start();
+  } catch (e) {
+    const config = e instanceof ConfigError;
+    process.stderr.write(
+      `dnsnat ${role}: ${config ? 'invalid configuration:\n' : ''}${(e as Error).message}\n`,
+    );
+    process.exit(config ? 2 : 1);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    daemon
+      .stop()
+      .then(() => process.exit(signal === 'SIGTERM' || signal === 'SIGINT' ? 0 : 1))
+      .catch((e: unknown) => {
+        process.stderr.write(`dnsnat ${role}: stopping failed: ${(e as Error).message}\n`);
+        process.exit(1);
+      });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  // A crash of the JS side still restores what the daemon changed (resolv.conf).
+  process.on('uncaughtException', (e) => {
+    process.stderr.write(`dnsnat ${role}: ${e.stack ?? e.message}\n`);
+    stop('crash');
+  });
+}
+
+function formatStatus(status: unknown): string {
+  const s = status as {
+    role?: string;
+    domains?: Array<{ domain: string; gatewayId: string; resourceId: string; state: string; sends: number }>;
+    mappings?: unknown[];
+    peers?: Array<{ publicKey: string; endpoint?: string; up: boolean }>;
+    counters?: Record<string, number>;
+  };
+  const lines = [`role: ${s.role ?? '?'}`];
+  for (const p of s.peers ?? [])
+    lines.push(`peer ${p.publicKey} ${p.up ? 'up' : 'down'} ${p.endpoint ?? ''}`.trimEnd());
+  if (s.domains) {
+    lines.push(`domains: ${s.domains.length}`);
+    for (const d of s.domains) {
+      lines.push(
+        `  ${d.domain.padEnd(40)} ${d.state.padEnd(10)} ${d.resourceId}@${d.gatewayId} sends=${d.sends}`,
+      );
+    }
+  }
+  if (s.mappings) lines.push(`mappings: ${s.mappings.length}`);
+  const nonzero = Object.entries(s.counters ?? {}).filter(([, v]) => v !== 0);
+  if (nonzero.length > 0) lines.push(`counters: ${nonzero.map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  return `${lines.join('\n')}\n`;
+}
 
 function main(argv: string[]): void {
   const program = new Command('dnsnat')
@@ -48,6 +110,28 @@ function main(argv: string[]): void {
     });
 
   program
+    .command('client')
+    .description('run the client: stub DNS, tunnel to the gateways, per-domain NAT setup (needs root)')
+    .requiredOption('-c, --config <file>', 'client.yaml')
+    .action(async (opts: { config: string }) => {
+      await runDaemon('client', () => startClient(opts.config));
+    });
+
+  program
+    .command('status')
+    .description('show the running daemon: domains and their states, peers, counters')
+    .option('-s, --socket <path>', 'status socket of the daemon', DEFAULT_CLIENT_STATUS_SOCKET)
+    .action(async (opts: { socket: string }) => {
+      try {
+        const status = await readStatus(opts.socket);
+        const json = program.opts<{ json?: boolean }>().json;
+        process.stdout.write(json ? `${JSON.stringify(status)}\n` : formatStatus(status));
+      } catch (e) {
+        program.error(`error: ${(e as Error).message}`, { exitCode: 3 });
+      }
+    });
+
+  program
     .command('demo')
     .description('client, gateway and a resource in three network namespaces (needs root)')
     .action(() => {
@@ -55,7 +139,10 @@ function main(argv: string[]): void {
       process.exitCode = 2;
     });
 
-  program.parse(argv);
+  program.parseAsync(argv).catch((e: unknown) => {
+    process.stderr.write(`dnsnat: ${(e as Error).message}\n`);
+    process.exit(1);
+  });
 }
 
 main(process.argv);

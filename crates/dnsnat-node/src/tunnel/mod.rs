@@ -27,7 +27,7 @@ use napi_derive::napi;
 use tokio::task::JoinHandle;
 
 pub use cidr::Cidr;
-pub use events::{EventCallback, EventSink as EventSinkHandle, TunnelEvent};
+pub use events::{EventSink as EventSinkHandle, TunnelEvent};
 
 use crate::client::table::{self, ResourceSpec};
 use crate::client::{ClientRole, GateKey, dns_server};
@@ -135,7 +135,16 @@ impl Tunnel {
     /// Creates the device, binds the socket and starts the loops. `onEvents`
     /// receives batches of control events until `stop()`.
     #[napi(factory)]
-    pub async fn create(options: TunnelOptions, on_events: EventCallback) -> Result<Tunnel> {
+    pub async fn create(
+        options: TunnelOptions,
+        on_events: napi::threadsafe_function::ThreadsafeFunction<
+            Vec<TunnelEvent>,
+            (),
+            Vec<TunnelEvent>,
+            Status,
+            false,
+        >,
+    ) -> Result<Tunnel> {
         let secret =
             keys::parse_private(&options.private_key).map_err(|e| invalid(e.to_string()))?;
         let public = PublicKey::from(&secret);

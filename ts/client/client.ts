@@ -1,0 +1,367 @@
+// The client daemon: the I/O shell around the DnsResourceNat state machine.
+//
+// Native events (DNS queries for resources, other queries seen, traffic
+// waiting on a key, control messages, peers up and down) become inputs of the
+// state machine; its effects become tunnel commands (send AssignedIps, gate,
+// flush, discard). The machine is pure, so everything here is plumbing: no
+// decision about the NAT setup is taken in this file.
+
+import type { Server } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import pino, { type Logger } from 'pino';
+import type { Tunnel as NativeTunnel, TunnelEvent } from '../../index.js';
+import { serveStatus } from '../daemon/status.js';
+import native from '../native.js';
+import { encodeControl, MessageType, parseControl } from '../protocol/control.js';
+import { type ClientConfig, loadClientConfig } from './config.js';
+import { DnsResourceNat, type Effect, type NatKey } from './dns-resource-nat.js';
+import { managedResolvConf, nameservers, readResolvConf, writeAtomically } from './resolv-conf.js';
+import { type ClientState, readState, writeState } from './state-file.js';
+
+const PROXY_RANGES = ['100.96.0.0/11', 'fd00:2021:1111:8000::/107'];
+const RESOLV_CONF = '/etc/resolv.conf';
+
+export interface ClientStartOptions {
+  logger?: Logger;
+  /** Path of resolv.conf for `manageDns` and the default upstream (tests). */
+  resolvConfPath?: string;
+  /** Override where the stub listens (tests); default the sentinels on port 53. */
+  dnsListen?: string[];
+  /** Serve `dnsnat status` on the config's socket; default true. */
+  statusSocket?: boolean;
+}
+
+export interface ClientDomainStatus {
+  gatewayId: string;
+  domain: string;
+  resourceId: string;
+  state: string;
+  sends: number;
+  lastChangeMs: number;
+  failureReason?: string;
+}
+
+export interface ClientStatus {
+  role: 'client';
+  domains: ClientDomainStatus[];
+  peers: unknown[];
+  counters: Record<string, number>;
+}
+
+export interface RunningClient {
+  readonly config: ClientConfig;
+  readonly nat: DnsResourceNat;
+  status(): ClientStatus;
+  stop(): Promise<void>;
+}
+
+const keyId = (k: NatKey) => `${k.gatewayId}\u0000${k.domain}\u0000${k.resourceId}`;
+
+export async function startClient(
+  configOrPath: string | ClientConfig,
+  options: ClientStartOptions = {},
+): Promise<RunningClient> {
+  const config = typeof configOrPath === 'string' ? loadClientConfig(configOrPath) : configOrPath;
+  const log = options.logger ?? pino({ name: 'dnsnat-client' });
+  const resolvPath = options.resolvConfPath ?? RESOLV_CONF;
+  const state: ClientState = readState(config.stateFile);
+
+  // The upstream is read before manageDns replaces resolv.conf, and
+  // remembered, so a crash that left resolv.conf pointing at the sentinel
+  // never makes the stub forward to itself.
+  const originalResolv = readResolvConf(resolvPath);
+  const upstream =
+    config.upstreamDns ??
+    (nameservers(originalResolv).length > 0 ? nameservers(originalResolv) : state.upstreamDns);
+  if (!upstream || upstream.length === 0) {
+    throw new Error(
+      `${config.source}: upstreamDns: no upstream resolver configured and none in ${resolvPath}`,
+    );
+  }
+  const upstreamDns: string[] = [...upstream];
+
+  const nat = new DnsResourceNat();
+  const gatewayByKey = new Map(config.gateways.map((g) => [g.publicKey, g.id]));
+  const keyByGateway = new Map(config.gateways.map((g) => [g.id, g.publicKey]));
+  const stackOf = new Map(config.resources.map((r) => [r.id, r.ipStack]));
+  const lastChange = new Map<string, number>();
+  const counters = { controlDropped: 0, controlIgnored: 0, effectErrors: 0 };
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let tunnel: NativeTunnel | undefined;
+  const now = () => performance.now();
+
+  function apply(effect: Effect): void {
+    const t = tunnel;
+    if (!t) return;
+    try {
+      switch (effect.type) {
+        case 'send-assigned-ips': {
+          const peer = keyByGateway.get(effect.gatewayId);
+          if (!peer) return;
+          const body = encodeControl({
+            type: MessageType.AssignedIps,
+            body: {
+              resource: effect.resourceId,
+              domain: effect.domain,
+              proxy_ips: effect.proxyIps,
+              seq: effect.seq,
+            },
+          });
+          t.sendControl(peer, MessageType.AssignedIps, body);
+          log.debug(
+            {
+              gateway: effect.gatewayId,
+              domain: effect.domain,
+              resource: effect.resourceId,
+              seq: effect.seq,
+            },
+            'AssignedIps sent',
+          );
+          return;
+        }
+        case 'gate':
+          t.gate(effect.key.gatewayId, effect.key.domain, effect.key.resourceId, effect.mode);
+          break;
+        case 'flush':
+          t.flush(effect.key.gatewayId, effect.key.domain, effect.key.resourceId);
+          break;
+        case 'discard':
+          t.discard(effect.key.gatewayId, effect.key.domain, effect.key.resourceId);
+          break;
+      }
+      lastChange.set(keyId(effect.key), now());
+    } catch (e) {
+      counters.effectErrors++;
+      log.error({ err: e, effect: effect.type }, 'applying an effect failed');
+    }
+  }
+
+  function drain(): void {
+    for (let e = nat.pollEffect(); e !== undefined; e = nat.pollEffect()) apply(e);
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    const deadline = nat.pollTimeout();
+    if (deadline !== undefined && !stopped) {
+      timer = setTimeout(
+        () => {
+          nat.handleTimeout(now());
+          drain();
+        },
+        Math.max(0, deadline - now()),
+      );
+    }
+  }
+
+  function proxyIpsOf(domain: string, resourceId: string): string[] | undefined {
+    const t = tunnel;
+    if (!t) return undefined;
+    const table = JSON.parse(t.exportProxyIps()) as {
+      entries: Array<{ domain: string; ipv4: string[]; ipv6: string[] }>;
+    };
+    const entry = table.entries.find((e) => e.domain === domain);
+    if (!entry) return undefined;
+    const stack = stackOf.get(resourceId) ?? 'dual';
+    return [...(stack === 'ipv6' ? [] : entry.ipv4), ...(stack === 'ipv4' ? [] : entry.ipv6)];
+  }
+
+  function persist(): void {
+    if (tunnel) state.proxyIpTable = tunnel.exportProxyIps();
+    state.upstreamDns = upstreamDns;
+    writeState(config.stateFile, state);
+  }
+
+  function onEvents(events: TunnelEvent[]): void {
+    const t = now();
+    let allocated = false;
+    for (const e of events) {
+      switch (e.kind) {
+        case 'dns-query': {
+          const domain = e.domain ?? '';
+          nat.onDnsQuery(domain, e.matches ?? [], t);
+          for (const m of e.matches ?? [])
+            lastChange.set(keyId({ gatewayId: m.gatewayId, domain, resourceId: m.resourceId }), t);
+          if (e.newlyAllocated) allocated = true;
+          break;
+        }
+        case 'queries-seen':
+          nat.onDnsQuery('', [], t);
+          break;
+        case 'pending-traffic': {
+          const key = {
+            gatewayId: e.gatewayId ?? '',
+            domain: e.domain ?? '',
+            resourceId: e.resourceId ?? '',
+          };
+          if (nat.state(key) === undefined) {
+            // Traffic for a name the machine does not track (the client
+            // restarted while an application kept using a proxy IP): set the
+            // NAT up as if the name had just been queried.
+            const proxyIps = proxyIpsOf(key.domain, key.resourceId);
+            if (proxyIps)
+              nat.onDnsQuery(
+                key.domain,
+                [{ gatewayId: key.gatewayId, resourceId: key.resourceId, proxyIps }],
+                t,
+              );
+          } else if (nat.onOutgoingPacket(key, t) === 'pass') {
+            tunnel?.gate(key.gatewayId, key.domain, key.resourceId, 'pass');
+            tunnel?.flush(key.gatewayId, key.domain, key.resourceId);
+          }
+          break;
+        }
+        case 'control': {
+          const gatewayId = gatewayByKey.get(e.peer);
+          if (!gatewayId) break;
+          try {
+            const m = parseControl(e.messageType ?? -1, e.body ?? '');
+            if (m?.type === MessageType.DomainStatus) {
+              nat.onDomainStatus(
+                gatewayId,
+                {
+                  domain: m.body.domain,
+                  resourceId: m.body.resource,
+                  status: m.body.status,
+                  seq: m.body.seq,
+                  reason: m.body.reason,
+                },
+                t,
+              );
+              log.info(
+                {
+                  gateway: gatewayId,
+                  domain: m.body.domain,
+                  resource: m.body.resource,
+                  status: m.body.status,
+                  reason: m.body.reason,
+                },
+                'DomainStatus',
+              );
+            } else if (m?.type === MessageType.Goodbye) {
+              nat.onGatewayLost(gatewayId);
+              tunnel?.clearGates(gatewayId, undefined);
+              log.warn({ gateway: gatewayId }, 'gateway said goodbye');
+            } else {
+              counters.controlIgnored++;
+            }
+          } catch (err) {
+            counters.controlDropped++;
+            log.warn(
+              { gateway: gatewayId, err: (err as Error).message },
+              'malformed control message dropped',
+            );
+          }
+          break;
+        }
+        case 'peer-up':
+          log.info({ gateway: gatewayByKey.get(e.peer) }, 'gateway handshake');
+          break;
+        case 'peer-down': {
+          const gatewayId = gatewayByKey.get(e.peer);
+          if (gatewayId) {
+            nat.onGatewayLost(gatewayId);
+            tunnel?.clearGates(gatewayId, undefined);
+            log.warn({ gateway: gatewayId }, 'gateway lost');
+          }
+          break;
+        }
+        case 'proxy-ips-exhausted':
+          log.error({ domain: e.domain }, e.body ?? 'proxy IPs exhausted');
+          break;
+      }
+    }
+    drain();
+    if (allocated) persist();
+  }
+
+  tunnel = await native.Tunnel.create(
+    {
+      name: config.device,
+      privateKey: config.privateKey,
+      ipv4: config.tunnel.ipv4,
+      ...(config.tunnel.ipv6 ? { ipv6: config.tunnel.ipv6 } : {}),
+      client: {
+        resources: config.resources.map((r) => ({
+          id: r.id,
+          pattern: r.pattern,
+          gateway: r.gateway,
+          ipStack: r.ipStack,
+        })),
+        upstream: upstreamDns,
+        ...(state.proxyIpTable ? { proxyIpTable: state.proxyIpTable } : {}),
+        ...(options.dnsListen ? { dnsListen: options.dnsListen } : {}),
+      },
+    },
+    (events) => onEvents(events),
+  );
+  for (const g of config.gateways) {
+    tunnel.addPeer({
+      publicKey: g.publicKey,
+      endpoint: g.endpoint,
+      allowedIps: [...PROXY_RANGES, ...g.tunnelIps],
+      gatewayId: g.id,
+      persistentKeepalive: 25,
+    });
+  }
+  persist();
+
+  let managed = false;
+  if (config.manageDns) {
+    // If a crashed run left resolv.conf pointing at us, the backup in the
+    // state file is the real original.
+    if (!originalResolv.includes('written by dnsnat') || state.resolvConfBackup === undefined) {
+      state.resolvConfBackup = originalResolv;
+    }
+    writeState(config.stateFile, state);
+    writeAtomically(resolvPath, managedResolvConf(state.resolvConfBackup));
+    managed = true;
+    log.info({ path: resolvPath }, 'resolv.conf points at the dnsnat stub');
+  }
+
+  function status(): ClientStatus {
+    const t = now();
+    return {
+      role: 'client',
+      domains: nat.entries().map((e) => ({
+        gatewayId: e.gatewayId,
+        domain: e.domain,
+        resourceId: e.resourceId,
+        state: e.state,
+        sends: e.totalSends,
+        lastChangeMs: Math.round(t - (lastChange.get(keyId(e)) ?? t)),
+        ...(e.failureReason ? { failureReason: e.failureReason } : {}),
+      })),
+      peers: tunnel?.peers() ?? [],
+      counters: { ...(tunnel?.counters() ?? {}), ...counters, trackedDomains: nat.size() },
+    };
+  }
+
+  let statusServer: Server | undefined;
+  if (options.statusSocket !== false) statusServer = await serveStatus(config.statusSocket, status);
+  log.info(
+    { device: config.device, gateways: config.gateways.length, resources: config.resources.length, upstream },
+    'client started',
+  );
+
+  return {
+    config,
+    nat,
+    status,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await new Promise<void>((resolve) => (statusServer ? statusServer.close(() => resolve()) : resolve()));
+      try {
+        persist();
+      } finally {
+        tunnel?.stop();
+        tunnel = undefined;
+        if (managed && state.resolvConfBackup !== undefined) {
+          writeAtomically(resolvPath, state.resolvConfBackup);
+          log.info({ path: resolvPath }, 'resolv.conf restored');
+        }
+      }
+    },
+  };
+}

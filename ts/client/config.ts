@@ -1,0 +1,171 @@
+// client.yaml (DESIGN §7): read, validated, normalised. The field names of
+// the design are a contract; `device` and `statusSocket` are optional extras.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
+import { z } from 'zod';
+import {
+  base64Key,
+  ConfigError,
+  ipAddress,
+  ipOrSocketAddress,
+  ipv4Address,
+  ipv6Address,
+  readYamlFile,
+  socketAddress,
+  validate,
+} from '../config/fields.js';
+import { DomainPattern } from '../gateway/pattern.js';
+
+export interface ClientGateway {
+  readonly id: string;
+  readonly endpoint: string;
+  readonly publicKey: string;
+  /** The gateway's own tunnel addresses, accepted as sources besides proxy IPs. */
+  readonly tunnelIps: readonly string[];
+}
+
+export interface ClientResource {
+  readonly id: string;
+  readonly pattern: string;
+  readonly gateway: string;
+  readonly ipStack: 'dual' | 'ipv4' | 'ipv6';
+}
+
+export interface ClientConfig {
+  readonly source: string;
+  readonly privateKey: string;
+  readonly tunnel: { readonly ipv4: string; readonly ipv6?: string };
+  /** Upstream resolvers; absent: the nameservers of /etc/resolv.conf. */
+  readonly upstreamDns?: readonly string[];
+  readonly manageDns: boolean;
+  readonly stateFile?: string;
+  readonly device: string;
+  readonly statusSocket: string;
+  readonly gateways: readonly ClientGateway[];
+  readonly resources: readonly ClientResource[];
+}
+
+export const DEFAULT_CLIENT_DEVICE = 'dnsnat0';
+export const DEFAULT_CLIENT_STATUS_SOCKET = '/run/dnsnat/client.sock';
+
+const id = z.string().min(1).max(64);
+
+const schema = z
+  .strictObject({
+    privateKey: base64Key.optional(),
+    privateKeyFile: z.string().min(1).optional(),
+    tunnel: z.strictObject({ ipv4: ipv4Address, ipv6: ipv6Address.optional() }),
+    upstreamDns: z.array(ipOrSocketAddress).min(1).optional(),
+    manageDns: z.boolean().optional(),
+    stateFile: z.string().min(1).optional(),
+    device: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,15}$/, 'expected an interface name of 1-15 characters')
+      .optional(),
+    statusSocket: z.string().min(1).optional(),
+    gateways: z
+      .array(
+        z.strictObject({
+          id,
+          endpoint: socketAddress,
+          publicKey: base64Key,
+          tunnelIps: z.array(ipAddress).optional(),
+        }),
+      )
+      .min(1),
+    resources: z.array(
+      z.strictObject({
+        id,
+        pattern: z.string().superRefine((p, ctx) => {
+          try {
+            DomainPattern.parse(p);
+          } catch (e) {
+            ctx.addIssue({ code: 'custom', message: `expected a domain pattern: ${(e as Error).message}` });
+          }
+        }),
+        gateway: id,
+        ipStack: z.enum(['dual', 'ipv4', 'ipv6']).optional(),
+      }),
+    ),
+  })
+  .superRefine((c, ctx) => {
+    if ((c.privateKey === undefined) === (c.privateKeyFile === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['privateKey'],
+        message: 'expected exactly one of privateKey or privateKeyFile',
+      });
+    }
+    const gateways = new Set<string>();
+    c.gateways.forEach((g, i) => {
+      if (gateways.has(g.id))
+        ctx.addIssue({ code: 'custom', path: ['gateways', i, 'id'], message: `duplicate id "${g.id}"` });
+      gateways.add(g.id);
+    });
+    const resources = new Set<string>();
+    c.resources.forEach((r, i) => {
+      if (resources.has(r.id))
+        ctx.addIssue({ code: 'custom', path: ['resources', i, 'id'], message: `duplicate id "${r.id}"` });
+      resources.add(r.id);
+      if (!gateways.has(r.gateway)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['resources', i, 'gateway'],
+          message: `expected the id of a gateway (${[...gateways].map((g) => JSON.stringify(g)).join(', ')}), got "${r.gateway}"`,
+        });
+      }
+    });
+  });
+
+export interface ClientParseOptions {
+  source?: string;
+  baseDir?: string;
+  readFile?: (path: string) => string;
+}
+
+export function parseClientConfig(raw: unknown, options: ClientParseOptions = {}): ClientConfig {
+  const source = options.source ?? 'client config';
+  const c = validate(schema, raw, source);
+  let privateKey = c.privateKey;
+  if (privateKey === undefined && c.privateKeyFile !== undefined) {
+    const path = resolvePath(options.baseDir ?? process.cwd(), c.privateKeyFile);
+    let text: string;
+    try {
+      text = (options.readFile ?? ((p) => readFileSync(p, 'utf8')))(path).trim();
+    } catch (e) {
+      throw new ConfigError([`${source}: privateKeyFile: cannot read ${path}: ${(e as Error).message}`]);
+    }
+    const checked = base64Key.safeParse(text);
+    if (!checked.success) {
+      throw new ConfigError([`${source}: privateKeyFile: ${path} does not hold a base64 WireGuard key`]);
+    }
+    privateKey = checked.data;
+  }
+  return {
+    source,
+    privateKey: privateKey as string,
+    tunnel:
+      c.tunnel.ipv6 === undefined ? { ipv4: c.tunnel.ipv4 } : { ipv4: c.tunnel.ipv4, ipv6: c.tunnel.ipv6 },
+    ...(c.upstreamDns ? { upstreamDns: c.upstreamDns } : {}),
+    manageDns: c.manageDns ?? false,
+    ...(c.stateFile ? { stateFile: resolvePath(options.baseDir ?? process.cwd(), c.stateFile) } : {}),
+    device: c.device ?? DEFAULT_CLIENT_DEVICE,
+    statusSocket: c.statusSocket ?? DEFAULT_CLIENT_STATUS_SOCKET,
+    gateways: c.gateways.map((g) => ({
+      id: g.id,
+      endpoint: g.endpoint,
+      publicKey: g.publicKey,
+      tunnelIps: g.tunnelIps ?? [],
+    })),
+    resources: c.resources.map((r) => ({
+      id: r.id,
+      pattern: r.pattern,
+      gateway: r.gateway,
+      ipStack: r.ipStack ?? 'dual',
+    })),
+  };
+}
+
+export function loadClientConfig(path: string): ClientConfig {
+  return parseClientConfig(readYamlFile(path), { source: path, baseDir: dirname(resolvePath(path)) });
+}

@@ -1,0 +1,44 @@
+// /etc/resolv.conf: where the default upstream comes from, and what
+// `manageDns` points at the sentinel and restores on exit.
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+
+export const SENTINEL_V4 = '100.100.111.1';
+export const SENTINEL_V6 = 'fd00:2021:1111:8000:100:100:111:1';
+
+/** The `nameserver` lines of a resolv.conf, minus our own sentinels. */
+export function nameservers(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    const ns = m?.[1]?.replace(/%.*$/, '');
+    if (ns && ns !== SENTINEL_V4 && ns !== SENTINEL_V6) out.push(ns);
+  }
+  return out;
+}
+
+/** What `manageDns` writes: the sentinels, keeping the search/options lines of the original. */
+export function managedResolvConf(original: string): string {
+  const kept = original.split('\n').filter((l) => /^\s*(search|domain|options)\b/.test(l));
+  return [
+    `# written by dnsnat; restored on exit`,
+    `nameserver ${SENTINEL_V4}`,
+    `nameserver ${SENTINEL_V6}`,
+    ...kept,
+    '',
+  ].join('\n');
+}
+
+export function readResolvConf(path = '/etc/resolv.conf'): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Replaces a file atomically (write beside it, rename over it). */
+export function writeAtomically(path: string, text: string): void {
+  const tmp = `${path}.dnsnat-tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
