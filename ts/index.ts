@@ -1,5 +1,6 @@
 // Public library entry point: `import { … } from 'dnsnat'`.
 
+export { type Gateway, type GatewayOptions, type ReloadResult, startGateway } from './gateway/gateway.js';
 export {
   GatewayResolver,
   hasAddresses,

@@ -329,6 +329,11 @@ export class GatewayPolicy {
     this.pump(now);
   }
 
+  /** The configured id of the client with this key. */
+  clientIdOf(publicKey: string): string | undefined {
+    return this.byKey.get(publicKey);
+  }
+
   inFlight(): number {
     return this.inflight.size;
   }

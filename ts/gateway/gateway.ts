@@ -1,0 +1,674 @@
+// The gateway's I/O shell (DESIGN §5, §7): a Tunnel with a TUN device, a Resolver, and the sans-IO
+// `GatewayPolicy` between them. Everything that decides lives in the policy; this file only moves events
+// in, runs the commands it gets back in order, arms one timer from `pollTimeout()`, and owns the things
+// with side effects on the host: the masquerade rule, the metrics listener, the signal and file watchers.
+//
+// Ordering matters in one place: commands run in the order the policy emitted them, synchronously, so a
+// mapping is installed before the `DomainStatus active` that makes the client flush its buffered packets.
+//
+// Reload (SIGHUP, a change of the file, or `reload()`) is atomic: the new file is parsed and validated as a
+// whole, a new resolver is built if the nameservers changed, and only then is the policy switched. Any
+// failure on the way leaves the running config untouched. Settings that only a restart can apply (keys,
+// addresses, the device) make a reload fail rather than apply half of a file.
+import { execFileSync } from 'node:child_process';
+import { readFileSync, type StatWatcher, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import pino from 'pino';
+import type { MappingOptions, PeerOptions, TunnelEvent, TunnelOptions } from '../../index.js';
+import native from '../native.js';
+import { ConfigError, type GatewayConfig, loadGatewayConfig, parseGatewayConfig } from './config.js';
+import { parseSocketAddress, TUNNEL_V4, TUNNEL_V6 } from './ip.js';
+import { type MetricFamily, metricName, renderPrometheus } from './metrics.js';
+import {
+  type BindingSnapshot,
+  type Command,
+  GatewayPolicy,
+  MESSAGE_DOMAIN_STATUS,
+  type ResolutionResult,
+} from './policy.js';
+import { GatewayResolver } from './resolver.js';
+
+/** What the gateway needs of a tunnel (the native `Tunnel`, or a fake in tests). */
+export interface GatewayTunnel {
+  readonly publicKey: string;
+  readonly localPort: number;
+  readonly name: string;
+  addPeer(peer: PeerOptions): void;
+  removePeer(publicKey: string): boolean;
+  setMapping(publicKey: string, proxyIp: string, mapping: MappingOptions): void;
+  removeMapping(publicKey: string, proxyIp: string): boolean;
+  sendControl(publicKey: string, messageType: number, body: string): void;
+  counters(): Record<string, number>;
+  stop(): void;
+}
+
+/** What the gateway needs of a resolver (`GatewayResolver`, or a fake in tests). */
+export interface GatewayResolverLike {
+  resolve(domain: string): Promise<ResolutionResult>;
+}
+
+export interface ResolverSettings {
+  nameservers?: readonly string[];
+  timeoutMs: number;
+  maxInFlight: number;
+}
+
+export interface GatewayOptions {
+  /** Where decisions are logged; default a pino logger on stdout named `dnsnat-gateway`. */
+  logger?: pino.Logger;
+  /** Reload on SIGHUP. Default true when the config is a file. */
+  reloadOnSignal?: boolean;
+  /** Reload when the file changes (polled every `watchIntervalMs`). Default true when the config is a file. */
+  watchFile?: boolean;
+  watchIntervalMs?: number;
+  /** Tests: build the tunnel. Default the native `Tunnel.create`. */
+  createTunnel?: (
+    options: TunnelOptions,
+    onEvents: (events: TunnelEvent[]) => void,
+  ) => Promise<GatewayTunnel>;
+  /** Tests: build a resolver. Default `GatewayResolver.create`. */
+  createResolver?: (settings: ResolverSettings) => Promise<GatewayResolverLike>;
+  /** Tests: the monotonic clock in ms. Default `performance.now`. */
+  now?: () => number;
+  /** Tests: set up forwarding and masquerading even when the config asks for it. Default true. */
+  applyMasquerade?: boolean;
+}
+
+export type ReloadResult = { ok: true; changed: boolean } | { ok: false; error: string };
+
+export interface Gateway {
+  /** The config in force. */
+  readonly config: GatewayConfig;
+  readonly publicKey: string;
+  /** The UDP port the tunnel listens on. */
+  readonly localPort: number;
+  /** Where metrics are served, when enabled: `host:port` actually bound. */
+  readonly metricsAddress: string | undefined;
+  /** Re-reads the file (or applies `next`, a raw config object); keeps the old config on any error. */
+  reload(next?: unknown): Promise<ReloadResult>;
+  /** Prometheus text of every counter. */
+  metrics(): string;
+  snapshot(): BindingSnapshot[];
+  readonly policy: GatewayPolicy;
+  stop(): Promise<void>;
+}
+
+/** Fields that only a restart can change. */
+const RESTART_ONLY = [
+  'privateKey',
+  'listen',
+  'tunnel',
+  'device',
+  'masquerade',
+  'metrics',
+  'resolution',
+] as const;
+
+function loadConfig(source: string | object): GatewayConfig {
+  return typeof source === 'string' ? loadGatewayConfig(source) : parseGatewayConfig(source);
+}
+
+function resolverSettings(c: GatewayConfig): ResolverSettings {
+  return {
+    ...(c.nameservers === undefined ? {} : { nameservers: c.nameservers }),
+    timeoutMs: c.resolution.timeoutMs,
+    // The policy enforces the limit; the resolver's own is a backstop for answers still running past the
+    // policy's deadline.
+    maxInFlight: c.resolution.maxInFlight * 2,
+  };
+}
+
+/** ip_forward and one nftables masquerade table (DESIGN §5 "Egress"), undone on stop. */
+class Masquerade {
+  private readonly table: string;
+  private readonly saved = new Map<string, string>();
+  private installed = false;
+
+  constructor(device: string) {
+    this.table = `dnsnat_${device.replace(/[^A-Za-z0-9_]/g, '_')}`;
+  }
+
+  apply(): void {
+    for (const path of ['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding']) {
+      try {
+        this.saved.set(path, readFileSync(path, 'utf8').trim());
+        writeFileSync(path, '1');
+      } catch (e) {
+        throw new Error(
+          `cannot enable forwarding (${path}): ${(e as Error).message}; run as root or set masquerade: false`,
+        );
+      }
+    }
+    const t = this.table;
+    try {
+      execFileSync('nft', ['delete', 'table', 'inet', t], { stdio: 'ignore' });
+    } catch {
+      // not there: the usual case
+    }
+    try {
+      execFileSync(
+        'nft',
+        [
+          `add table inet ${t}; add chain inet ${t} post { type nat hook postrouting priority srcnat; }; ` +
+            `add rule inet ${t} post ip saddr ${TUNNEL_V4.text} masquerade; ` +
+            `add rule inet ${t} post ip6 saddr ${TUNNEL_V6.text} masquerade`,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      this.installed = true;
+    } catch (e) {
+      this.undo();
+      const err = e as { stderr?: Buffer; message: string };
+      throw new Error(
+        `cannot install the nftables masquerade rule: ${err.stderr?.toString().trim() || err.message}; set masquerade: false to manage it yourself`,
+      );
+    }
+  }
+
+  undo(): void {
+    if (this.installed) {
+      try {
+        execFileSync('nft', ['delete', 'table', 'inet', this.table], { stdio: 'ignore' });
+      } catch {
+        // already gone
+      }
+      this.installed = false;
+    }
+    for (const [path, value] of this.saved) {
+      try {
+        writeFileSync(path, value);
+      } catch {
+        // best effort on the way out
+      }
+    }
+    this.saved.clear();
+  }
+}
+
+/**
+ * Starts a gateway from a gateway.yaml path or a config object (the same shape). Rejects with a
+ * `ConfigError` naming file, field and expectation, or with the reason the tunnel could not start.
+ */
+export async function startGateway(
+  configPathOrObject: string | object,
+  options: GatewayOptions = {},
+): Promise<Gateway> {
+  const logger = options.logger ?? pino({ name: 'dnsnat-gateway' });
+  const now = options.now ?? (() => performance.now());
+  const isFile = typeof configPathOrObject === 'string';
+  let config = loadConfig(configPathOrObject);
+
+  const createResolver =
+    options.createResolver ??
+    (async (s: ResolverSettings) =>
+      GatewayResolver.create({
+        ...(s.nameservers === undefined ? {} : { nameservers: s.nameservers }),
+        timeoutMs: s.timeoutMs,
+        maxInFlight: s.maxInFlight,
+      }));
+  const createTunnel =
+    options.createTunnel ??
+    ((o: TunnelOptions, cb: (events: TunnelEvent[]) => void) =>
+      native.Tunnel.create(o, (events: TunnelEvent[]) => cb(events)) as Promise<GatewayTunnel>);
+
+  const masquerade =
+    config.masquerade && options.applyMasquerade !== false ? new Masquerade(config.device) : undefined;
+  let resolver = await createResolver(resolverSettings(config));
+
+  const shellCounters = { commandErrors: 0, reloadsOk: 0, reloadsRejected: 0, eventsDropped: 0 };
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let policy: GatewayPolicy | undefined;
+  const pending: TunnelEvent[] = [];
+
+  // Events can arrive while the tunnel is being created; they wait until the policy exists.
+  const onEvents = (events: TunnelEvent[]) => {
+    if (stopped) return;
+    if (!policy) {
+      pending.push(...events);
+      return;
+    }
+    handleEvents(events);
+  };
+
+  masquerade?.apply();
+  let tunnel: GatewayTunnel;
+  try {
+    tunnel = await createTunnel(
+      {
+        name: config.device,
+        privateKey: config.privateKey,
+        listen: config.listen,
+        ipv4: config.tunnel.ipv4,
+        ...(config.tunnel.ipv6 === undefined ? {} : { ipv6: config.tunnel.ipv6 }),
+        // Replies to clients go back into the device; every client address lies in these ranges (config).
+        routes: [TUNNEL_V4.text, ...(config.tunnel.ipv6 === undefined ? [] : [TUNNEL_V6.text])],
+      },
+      onEvents,
+    );
+  } catch (e) {
+    masquerade?.undo();
+    throw e;
+  }
+
+  const clientOf = (key: string) => policy?.clientIdOf(key) ?? key;
+
+  const run = (c: Command) => {
+    switch (c.type) {
+      case 'log':
+        logger[c.level](c.fields, c.msg);
+        return;
+      case 'resolve': {
+        const r = resolver;
+        r.resolve(c.domain).then(
+          (result) => {
+            if (stopped || !policy) return;
+            policy.onResolution(c.id, result, now());
+            flush();
+          },
+          (e: unknown) => {
+            if (stopped || !policy) return;
+            policy.onResolution(
+              c.id,
+              { outcome: 'error', ipv4: [], ipv6: [], ttlSeconds: 0, error: String(e) },
+              now(),
+            );
+            flush();
+          },
+        );
+        return;
+      }
+      case 'add-peer':
+        tunnel.addPeer({ publicKey: c.publicKey, allowedIps: c.allowedIps, nat: true });
+        logger.info({ client: c.clientId, tunnelIps: c.allowedIps }, 'client peer added');
+        return;
+      case 'remove-peer':
+        tunnel.removePeer(c.publicKey);
+        logger.info({ client: c.clientId }, 'client peer removed');
+        return;
+      case 'set-mapping': {
+        const m: MappingOptions = {};
+        if (c.realIp !== undefined) m.realIp = c.realIp;
+        if (c.ttlMs !== undefined) m.ttlMs = c.ttlMs;
+        if (c.ports !== undefined) m.ports = c.ports;
+        tunnel.setMapping(c.publicKey, c.proxyIp, m);
+        logger.debug({ client: c.clientId, proxyIp: c.proxyIp, realIp: c.realIp ?? null }, 'mapping set');
+        return;
+      }
+      case 'remove-mapping':
+        tunnel.removeMapping(c.publicKey, c.proxyIp);
+        logger.debug({ client: c.clientId, proxyIp: c.proxyIp }, 'mapping removed');
+        return;
+      case 'send-status':
+        tunnel.sendControl(c.publicKey, MESSAGE_DOMAIN_STATUS, JSON.stringify(c.body));
+        return;
+    }
+  };
+
+  function flush(): void {
+    if (!policy || stopped) return;
+    for (let c = policy.pollCommand(); c; c = policy.pollCommand()) {
+      try {
+        run(c);
+      } catch (e) {
+        shellCounters.commandErrors++;
+        logger.error(
+          { command: c.type, err: (e as Error).message, client: 'clientId' in c ? c.clientId : undefined },
+          'command failed',
+        );
+      }
+    }
+    armTimer();
+  }
+
+  function armTimer(): void {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    const at = policy?.pollTimeout();
+    if (at === undefined || stopped) return;
+    timer = setTimeout(
+      () => {
+        timer = undefined;
+        policy?.handleTimeout(now());
+        flush();
+      },
+      Math.max(0, Math.ceil(at - now())),
+    );
+    timer.unref();
+  }
+
+  function handleEvents(events: TunnelEvent[]): void {
+    const p = policy as GatewayPolicy;
+    const t = now();
+    for (const e of events) {
+      switch (e.kind) {
+        case 'control':
+          p.onControl(e.peer, e.messageType ?? -1, e.body ?? '', t);
+          break;
+        case 'resolve-unmapped':
+          if (e.proxyIp) p.onResolveUnmapped(e.peer, e.proxyIp, t);
+          break;
+        case 'mapping-expired':
+          if (e.proxyIp) p.onMappingExpired(e.peer, e.proxyIp, t);
+          break;
+        case 'peer-up':
+        case 'peer-down':
+          logger.info(
+            { client: clientOf(e.peer) },
+            e.kind === 'peer-up' ? 'client connected' : 'client handshake lost',
+          );
+          break;
+        default:
+          logger.debug({ kind: e.kind, client: clientOf(e.peer) }, 'tunnel event ignored');
+      }
+    }
+    flush();
+  }
+
+  policy = new GatewayPolicy(
+    config,
+    {
+      // The resolver enforces the deadline and answers `timeout`; the policy's own deadline is a backstop
+      // a little later, so a resolver that never answers cannot hold a slot forever.
+      resolveTimeoutMs: config.resolution.timeoutMs + 500,
+      maxInFlight: config.resolution.maxInFlight,
+      maxQueued: config.resolution.maxQueued,
+    },
+    now(),
+  );
+  flush();
+  if (pending.length > 0) handleEvents(pending.splice(0));
+
+  // ---- metrics ----
+
+  const metricsText = (): string => {
+    const p = policy as GatewayPolicy;
+    const k = p.counters;
+    const c = (
+      name: string,
+      help: string,
+      value: number,
+      type: 'counter' | 'gauge' = 'counter',
+    ): MetricFamily => ({
+      name,
+      help,
+      type,
+      samples: [{ value }],
+    });
+    const families: MetricFamily[] = [
+      {
+        name: 'dnsnat_gateway_assigned_ips_total',
+        help: 'AssignedIps messages by result (and rejection reason).',
+        type: 'counter',
+        samples: [
+          { labels: { result: 'accepted' }, value: k.assignedIpsAccepted },
+          { labels: { result: 'duplicate' }, value: k.assignedIpsDuplicate },
+          ...Object.entries(k.assignedIpsRejected).map(([reason, value]) => ({
+            labels: { result: 'rejected', reason },
+            value,
+          })),
+        ],
+      },
+      c(
+        'dnsnat_gateway_control_malformed_total',
+        'Control messages dropped because their body failed validation.',
+        k.controlMalformed,
+      ),
+      c(
+        'dnsnat_gateway_control_ignored_total',
+        'Control messages of a type the gateway does not handle.',
+        k.controlIgnored,
+      ),
+      {
+        name: 'dnsnat_gateway_domain_status_sent_total',
+        help: 'DomainStatus messages sent, by status.',
+        type: 'counter',
+        samples: [
+          { labels: { status: 'active' }, value: k.statusesSent.active },
+          { labels: { status: 'inactive' }, value: k.statusesSent.inactive },
+        ],
+      },
+      c(
+        'dnsnat_gateway_unsolicited_status_total',
+        'DomainStatus sent without a request (healed or lost).',
+        k.unsolicitedStatuses,
+      ),
+      c(
+        'dnsnat_gateway_renumber_resets_total',
+        'Clients reset because they re-assigned a proxy IP.',
+        k.renumberResets,
+      ),
+      c('dnsnat_gateway_resolutions_started_total', 'Resolutions started.', k.resolutionsStarted),
+      c(
+        'dnsnat_gateway_resolutions_joined_total',
+        'Requests that joined a resolution already in flight.',
+        k.resolutionsJoined,
+      ),
+      c(
+        'dnsnat_gateway_resolutions_queued_total',
+        'Resolutions that waited for a free slot.',
+        k.resolutionsQueued,
+      ),
+      c(
+        'dnsnat_gateway_resolutions_refused_total',
+        'Resolutions refused: in-flight and queue full.',
+        k.resolutionsRefused,
+      ),
+      c(
+        'dnsnat_gateway_resolution_deadlines_total',
+        'Resolutions ended by the policy deadline.',
+        k.resolutionDeadlines,
+      ),
+      c(
+        'dnsnat_gateway_resolution_late_answers_total',
+        'Answers that arrived after their deadline.',
+        k.lateAnswers,
+      ),
+      {
+        name: 'dnsnat_gateway_resolutions_total',
+        help: 'Finished resolutions by outcome.',
+        type: 'counter',
+        samples: Object.entries(k.resolutionOutcomes).map(([outcome, value]) => ({
+          labels: { outcome },
+          value,
+        })),
+      },
+      c('dnsnat_gateway_resolution_cache_hits_total', 'Requests served from a cached answer.', k.cacheHits),
+      c(
+        'dnsnat_gateway_resolution_negative_cache_hits_total',
+        'Requests served from a cached NXDOMAIN/no records.',
+        k.negativeCacheHits,
+      ),
+      c(
+        'dnsnat_gateway_heal_resolutions_total',
+        'Resolutions started by traffic to an unmapped proxy IP.',
+        k.healResolutions,
+      ),
+      c(
+        'dnsnat_gateway_heal_suppressed_total',
+        'Unmapped-traffic events inside the backoff.',
+        k.healSuppressed,
+      ),
+      c(
+        'dnsnat_gateway_refresh_resolutions_total',
+        'Resolutions started by a mapping used past its TTL.',
+        k.refreshResolutions,
+      ),
+      c(
+        'dnsnat_gateway_unknown_proxy_events_total',
+        'Runtime events for a proxy IP the policy does not hold.',
+        k.unknownProxyEvents,
+      ),
+      c('dnsnat_gateway_policy_removals_total', 'Domains removed by a config change.', k.policyRemovals),
+      c('dnsnat_gateway_resolutions_in_flight', 'Resolutions running now.', p.inFlight(), 'gauge'),
+      c('dnsnat_gateway_resolutions_waiting', 'Domains waiting for a resolution slot.', p.queued(), 'gauge'),
+      c('dnsnat_gateway_mappings', 'Registered proxy IPs over all clients.', p.mappingCount(), 'gauge'),
+      c('dnsnat_gateway_command_errors_total', 'Runtime commands that failed.', shellCounters.commandErrors),
+      {
+        name: 'dnsnat_gateway_config_reloads_total',
+        help: 'Config reloads by result.',
+        type: 'counter',
+        samples: [
+          { labels: { result: 'applied' }, value: shellCounters.reloadsOk },
+          { labels: { result: 'rejected' }, value: shellCounters.reloadsRejected },
+        ],
+      },
+      {
+        name: 'dnsnat_gateway_resolution_duration_seconds',
+        help: 'Time from starting a resolution to its answer.',
+        type: 'histogram',
+        histogram: p.latency,
+      },
+    ];
+    if (!stopped) {
+      let tc: Record<string, number> = {};
+      try {
+        tc = tunnel.counters();
+      } catch {
+        // stopped underneath us
+      }
+      for (const [name, value] of Object.entries(tc).sort(([a], [b]) => a.localeCompare(b))) {
+        families.push(c(metricName(`dnsnat_tunnel_${name}_total`), `Tunnel counter ${name}.`, value));
+      }
+    }
+    return renderPrometheus(families);
+  };
+
+  let server: Server | undefined;
+  let metricsAddress: string | undefined;
+  let watcher: StatWatcher | undefined;
+  let onSignal: (() => void) | undefined;
+  const stopAll = async () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    if (watcher && isFile) unwatchFile(configPathOrObject as string, onFileChange);
+    if (onSignal) process.off('SIGHUP', onSignal);
+    if (server) await new Promise<void>((r) => server?.close(() => r()));
+    try {
+      tunnel.stop();
+    } catch {
+      // already stopped
+    }
+    masquerade?.undo();
+  };
+
+  if (config.metrics !== undefined) {
+    const addr = parseSocketAddress(config.metrics) as { host: string; port: number };
+    const srv = createServer((req, res) => {
+      if (req.method === 'GET' && (req.url === '/metrics' || req.url === '/')) {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+        res.end(metricsText());
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    server = srv;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(addr.port, addr.host, () => resolve());
+      });
+    } catch (e) {
+      server = undefined;
+      await stopAll();
+      throw new Error(`metrics: cannot listen on ${config.metrics}: ${(e as Error).message}`);
+    }
+    const a = srv.address() as AddressInfo;
+    metricsAddress = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+    logger.info({ address: metricsAddress }, 'metrics listening');
+  }
+
+  // ---- reload ----
+
+  let reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, changed: false });
+  const doReload = async (next: unknown): Promise<ReloadResult> => {
+    let fresh: GatewayConfig;
+    try {
+      fresh = next !== undefined ? parseGatewayConfig(next) : loadConfig(configPathOrObject);
+      const restart = RESTART_ONLY.filter(
+        (f) => JSON.stringify(fresh[f] ?? null) !== JSON.stringify(config[f] ?? null),
+      );
+      if (restart.length > 0) {
+        throw new ConfigError([`${fresh.source}: ${restart.join(', ')}: changing this needs a restart`]);
+      }
+    } catch (e) {
+      shellCounters.reloadsRejected++;
+      const error = e instanceof Error ? e.message : String(e);
+      logger.error({ error }, 'config reload rejected; the running config stays');
+      return { ok: false, error };
+    }
+    const before = JSON.stringify(config.nameservers ?? null);
+    if (JSON.stringify(fresh.nameservers ?? null) !== before) {
+      try {
+        resolver = await createResolver(resolverSettings(fresh));
+      } catch (e) {
+        shellCounters.reloadsRejected++;
+        const error = `${fresh.source}: nameservers: ${(e as Error).message}`;
+        logger.error({ error }, 'config reload rejected; the running config stays');
+        return { ok: false, error };
+      }
+    }
+    if (stopped) return { ok: false, error: 'gateway stopped' };
+    config = fresh;
+    shellCounters.reloadsOk++;
+    (policy as GatewayPolicy).setConfig(fresh, now());
+    flush();
+    logger.info({ resources: fresh.resources.length, clients: fresh.clients.length }, 'config reloaded');
+    return { ok: true, changed: true };
+  };
+  const reload = (next?: unknown): Promise<ReloadResult> => {
+    // One reload at a time, in order.
+    reloading = reloading.then(() => doReload(next));
+    return reloading;
+  };
+
+  if (isFile && options.reloadOnSignal !== false) {
+    onSignal = () => {
+      logger.info('SIGHUP: reloading the config');
+      void reload();
+    };
+    process.on('SIGHUP', onSignal);
+  }
+
+  const onFileChange = (cur: { mtimeMs: number }, prev: { mtimeMs: number }) => {
+    if (cur.mtimeMs !== prev.mtimeMs) {
+      logger.info({ file: configPathOrObject }, 'config file changed: reloading');
+      void reload();
+    }
+  };
+  if (isFile && options.watchFile !== false) {
+    watcher = watchFile(configPathOrObject, { interval: options.watchIntervalMs ?? 1_000 }, onFileChange);
+    watcher.unref();
+  }
+
+  logger.info(
+    {
+      publicKey: tunnel.publicKey,
+      port: tunnel.localPort,
+      device: tunnel.name,
+      resources: config.resources.length,
+      clients: config.clients.length,
+    },
+    'gateway started',
+  );
+
+  return {
+    get config() {
+      return config;
+    },
+    publicKey: tunnel.publicKey,
+    localPort: tunnel.localPort,
+    metricsAddress,
+    reload,
+    metrics: metricsText,
+    snapshot: () => (policy as GatewayPolicy).snapshot(),
+    policy: policy as GatewayPolicy,
+    stop: async () => {
+      if (stopped) return;
+      await stopAll();
+      logger.info('gateway stopped');
+    },
+  };
+}
