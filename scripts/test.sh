@@ -21,5 +21,7 @@ stage "cargo clippy" cargo clippy --workspace --all-targets -q -- -D warnings
 stage "biome" npx --no-install biome check .
 stage "tsc" npx --no-install tsc --noEmit -p tsconfig.json
 stage "cargo test" cargo test --workspace -q
+# The CLI tests and the namespace fixtures run the compiled dist/: keep it current.
+stage "build ts" npx --no-install tsc -p tsconfig.build.json
 stage "vitest" npx --no-install vitest run
 stage "package check" bash scripts/package-check.sh

@@ -5,6 +5,7 @@ import { startClient } from '../client/client.js';
 import { DEFAULT_CLIENT_STATUS_SOCKET } from '../client/config.js';
 import { ConfigError } from '../config/fields.js';
 import { readStatus } from '../daemon/status.js';
+import { runDemo } from '../demo/demo.js';
 import { generateKeyPair, publicKeyOf } from '../keys.js';
 import { formatVersion, packageVersion, versionReport } from '../version.js';
 
@@ -73,7 +74,7 @@ function main(argv: string[]): void {
     .version(packageVersion(), '-V, --version-short', 'print the package version only')
     .option('-v, --version', 'print the package and native build versions')
     .argument('[command]')
-    .showHelpAfterError();
+    .showHelpAfterError('(add --help for usage)');
 
   program.action((command: string | undefined) => {
     if (command !== undefined) {
@@ -134,9 +135,12 @@ function main(argv: string[]): void {
   program
     .command('demo')
     .description('client, gateway and a resource in three network namespaces (needs root)')
-    .action(() => {
-      process.stderr.write('dnsnat demo: not yet implemented\n');
-      process.exitCode = 2;
+    .action(async () => {
+      try {
+        process.exitCode = await runDemo();
+      } catch (e) {
+        program.error(`dnsnat demo: ${(e as Error).message}`, { exitCode: 1 });
+      }
     });
 
   program.parseAsync(argv).catch((e: unknown) => {
