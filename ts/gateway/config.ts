@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { ConfigError } from '../config/fields.js';
 import { isTunnelIp, parseIp, parseSocketAddress } from './ip.js';
 import { DomainPattern, PatternError } from './pattern.js';
 
@@ -62,12 +63,8 @@ export interface GatewayConfig {
   readonly clients: readonly ClientConfig[];
 }
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(readonly problems: readonly string[]) {
-    super(problems.join('\n'));
-  }
-}
+// One error class for client.yaml and gateway.yaml, so `instanceof ConfigError` from the package works for both.
+export { ConfigError };
 
 export const DEFAULT_LISTEN = '0.0.0.0:51820';
 export const DEFAULT_DEVICE = 'dnsnat-gw';
