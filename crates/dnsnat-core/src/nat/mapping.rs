@@ -75,6 +75,52 @@ impl PortFilter {
     }
 }
 
+impl std::str::FromStr for PortRule {
+    type Err = PortRuleError;
+
+    /// Parses the gateway.yaml form: `tcp/443`, `udp/5000-5999`, `tcp` (every
+    /// port), `icmp`. Case-insensitive.
+    fn from_str(s: &str) -> Result<PortRule, PortRuleError> {
+        let (proto, ports) = match s.split_once('/') {
+            Some((p, ports)) => (p, Some(ports)),
+            None => (s, None),
+        };
+        let protocol = match proto.to_ascii_lowercase().as_str() {
+            "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            "icmp" => Protocol::Icmp,
+            _ => return Err(PortRuleError::Protocol),
+        };
+        let ports = match (protocol, ports) {
+            (Protocol::Icmp, Some(_)) => return Err(PortRuleError::IcmpPorts),
+            (_, None) => 0..=u16::MAX,
+            (_, Some(p)) => {
+                let port = |x: &str| x.trim().parse::<u16>().map_err(|_| PortRuleError::Port);
+                let (lo, hi) = match p.split_once('-') {
+                    Some((lo, hi)) => (port(lo)?, port(hi)?),
+                    None => (port(p)?, port(p)?),
+                };
+                if lo == 0 || lo > hi {
+                    return Err(PortRuleError::Port);
+                }
+                lo..=hi
+            }
+        };
+        Ok(PortRule { protocol, ports })
+    }
+}
+
+/// Why a port rule did not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PortRuleError {
+    #[error("protocol must be tcp, udp or icmp")]
+    Protocol,
+    #[error("port must be 1-65535, or a range lo-hi with lo <= hi")]
+    Port,
+    #[error("icmp takes no ports")]
+    IcmpPorts,
+}
+
 /// Why a mapping was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum MappingError {
@@ -124,6 +170,28 @@ mod tests {
         assert!(!f.allows(Protocol::Icmp, 0));
         assert!(PortFilter::Any.allows(Protocol::Icmp, 0));
         assert!(!PortFilter::Rules(vec![]).allows(Protocol::Tcp, 1));
+    }
+
+    #[test]
+    fn rules_parse_from_config_strings() {
+        let r: PortRule = "tcp/443".parse().unwrap();
+        assert_eq!((r.protocol, r.ports), (Protocol::Tcp, 443..=443));
+        let r: PortRule = "UDP/5000-5999".parse().unwrap();
+        assert_eq!((r.protocol, r.ports), (Protocol::Udp, 5000..=5999));
+        let r: PortRule = "tcp".parse().unwrap();
+        assert_eq!(r.ports, 0..=u16::MAX);
+        assert_eq!("icmp".parse::<PortRule>().unwrap().protocol, Protocol::Icmp);
+        for bad in [
+            "sctp/1",
+            "tcp/0",
+            "tcp/70000",
+            "tcp/9-8",
+            "tcp/x",
+            "icmp/1",
+            "",
+        ] {
+            assert!(bad.parse::<PortRule>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -49,6 +49,6 @@ pub use client::ClientNat;
 pub use config::{IdleLimits, NatConfig};
 pub use icmp_reply::MAX_REPLY_LEN;
 pub use key::Protocol;
-pub use mapping::{Mapping, MappingError, PortFilter, PortRule};
+pub use mapping::{Mapping, MappingError, PortFilter, PortRule, PortRuleError};
 pub use time::Timestamp;
 pub use verdict::{DropCounters, DropReason, IcmpError, NatEvent, Verdict};
