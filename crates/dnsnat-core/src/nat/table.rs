@@ -441,4 +441,147 @@ mod tests {
         assert!(t.timer_entries() <= 1024 + 1, "{}", t.timer_entries());
         assert!(t.tombstone_count() <= NatConfig::default().max_tombstones);
     }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashMap as Model;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            /// Outbound packet on key k (opens the session if needed).
+            Out { k: u8, fin: bool, rst: bool },
+            /// Inbound packet on key k (ignored without a session).
+            In { k: u8, fin: bool, rst: bool },
+            /// Time passes, then the caller's timer fires (or not).
+            Advance { millis: u32, fire: bool },
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0u8..6, any::<bool>(), prop::bool::weighted(0.05))
+                    .prop_map(|(k, fin, rst)| Op::Out { k, fin, rst }),
+                (0u8..6, any::<bool>(), prop::bool::weighted(0.05))
+                    .prop_map(|(k, fin, rst)| Op::In { k, fin, rst }),
+                (
+                    // Exact limits too, so off-by-one deadlines show.
+                    prop_oneof![
+                        0u32..200_000,
+                        Just(5_000),
+                        Just(60_000),
+                        Just(120_000),
+                        Just(1)
+                    ],
+                    any::<bool>()
+                )
+                    .prop_map(|(millis, fire)| Op::Advance { millis, fire }),
+            ]
+        }
+
+        /// The rules of DESIGN.md §5, written out independently of `Session`.
+        #[derive(Debug, Clone, Copy)]
+        struct M {
+            last_out: u64,
+            last_in: Option<u64>,
+            fin_out: bool,
+            fin_in: bool,
+        }
+
+        fn model_deadline(m: &M, idle: u64) -> u64 {
+            let last = m.last_in.map_or(m.last_out, |i| i.max(m.last_out));
+            let mut d = last + idle;
+            if m.last_in.is_none() {
+                d = d.min(m.last_out + 60_000);
+            }
+            if m.fin_out && m.fin_in {
+                d = d.min(last + 5_000);
+            }
+            d
+        }
+
+        fn key(k: u8) -> InsideKey {
+            InsideKey {
+                protocol: if k % 2 == 0 {
+                    Protocol::Udp
+                } else {
+                    Protocol::Tcp
+                },
+                port: 1000 + u16::from(k),
+                proxy: "100.96.0.1".parse().unwrap(),
+            }
+        }
+
+        fn idle(k: u8) -> u64 {
+            if k % 2 == 0 { 120_000 } else { 7_440_000 }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// The lazy timer queue expires exactly the sessions the rules
+            /// say, whenever the caller's timer fires, and lookups agree with
+            /// the rules even when it does not.
+            #[test]
+            fn table_matches_model(ops in proptest::collection::vec(op(), 1..80)) {
+                let mut t = SessionTable::new(NatConfig::default());
+                let mut model: Model<u8, M> = Model::new();
+                let mut now_ms = 1_000u64;
+                for op in ops {
+                    let now = Timestamp::from_millis(now_ms);
+                    // Drop from the model what is expired at `now`.
+                    model.retain(|k, m| model_deadline(m, idle(*k)) > now_ms);
+                    match op {
+                        Op::Out { k, fin, rst } => {
+                            let i = match t.lookup_inside(&key(k), now) {
+                                Lookup::Live(i) => i,
+                                _ => {
+                                    prop_assert!(!model.contains_key(&k));
+                                    if rst { continue; }
+                                    t.create(key(k), real(), 80, now).unwrap()
+                                }
+                            };
+                            let m = model.entry(k).or_insert(M { last_out: now_ms, last_in: None, fin_out: false, fin_in: false });
+                            m.last_out = now_ms;
+                            m.fin_out |= fin;
+                            t.touch_out(i, now, fin, rst);
+                            if rst { model.remove(&k); }
+                        }
+                        Op::In { k, fin, rst } => {
+                            let Some(out) = model.get(&k).map(|_| {
+                                let i = t.inside[&key(k)];
+                                t.session(i).outside()
+                            }) else {
+                                continue;
+                            };
+                            let Lookup::Live(i) = t.lookup_outside(&out, now) else {
+                                prop_assert!(false, "model has {k}, table does not");
+                                unreachable!()
+                            };
+                            let m = model.get_mut(&k).unwrap();
+                            m.last_in = Some(now_ms);
+                            m.fin_in |= fin;
+                            t.touch_in(i, now, fin, rst);
+                            if rst { model.remove(&k); }
+                        }
+                        Op::Advance { millis, fire } => {
+                            now_ms += u64::from(millis);
+                            if fire {
+                                let now = Timestamp::from_millis(now_ms);
+                                t.handle_timeout(now);
+                                model.retain(|k, m| model_deadline(m, idle(*k)) > now_ms);
+                                prop_assert_eq!(t.len(), model.len());
+                                let next = model.iter().map(|(k, m)| model_deadline(m, idle(*k))).min();
+                                if let Some(next) = next {
+                                    let polled = t.poll_timeout().unwrap();
+                                    prop_assert!(polled <= Timestamp::from_millis(next));
+                                    prop_assert!(polled > now);
+                                }
+                            }
+                        }
+                    }
+                    prop_assert!(t.len() >= model.len());
+                }
+            }
+        }
+    }
 }
