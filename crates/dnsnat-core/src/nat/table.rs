@@ -501,7 +501,7 @@ mod tests {
 
         fn key(k: u8) -> InsideKey {
             InsideKey {
-                protocol: if k % 2 == 0 {
+                protocol: if k.is_multiple_of(2) {
                     Protocol::Udp
                 } else {
                     Protocol::Tcp
@@ -512,7 +512,11 @@ mod tests {
         }
 
         fn idle(k: u8) -> u64 {
-            if k % 2 == 0 { 120_000 } else { 7_440_000 }
+            if k.is_multiple_of(2) {
+                120_000
+            } else {
+                7_440_000
+            }
         }
 
         proptest! {
