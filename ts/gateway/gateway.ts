@@ -302,6 +302,9 @@ export async function startGateway(
         logger.debug({ client: c.clientId, proxyIp: c.proxyIp }, 'mapping removed');
         return;
       case 'send-status':
+        // A peer the policy does not know is not a peer of the tunnel either (it was removed while its
+        // message was queued): there is no one to tell.
+        if (c.clientId === undefined) return;
         tunnel.sendControl(c.publicKey, MESSAGE_DOMAIN_STATUS, JSON.stringify(c.body));
         return;
     }
