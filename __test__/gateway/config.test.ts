@@ -176,6 +176,14 @@ describe('gateway.yaml', () => {
     );
   });
 
+  it('an IPv6 client address needs an IPv6 gateway address', () => {
+    const raw = base();
+    raw.clients = [{ id: 'alice', publicKey: ALICE, tunnelIps: ['fd00:2021:1111::2'], resources: [] }];
+    expect(problems(raw)).toEqual([
+      'gateway.yaml: clients[0].tunnelIps[0]: an IPv6 tunnel address needs tunnel.ipv6 on the gateway, got "fd00:2021:1111::2"',
+    ]);
+  });
+
   it('canonicalises addresses and accepts the optional knobs', () => {
     const c = parseGatewayConfig({
       ...base(),

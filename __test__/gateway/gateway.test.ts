@@ -312,6 +312,18 @@ clients:
     expect(settings[1]).toEqual({ nameservers: ['10.2.0.53'], timeoutMs: 10_000, maxInFlight: 2_000 });
   });
 
+  it('says which device and address failed when the tunnel cannot start', async () => {
+    await expect(
+      startGateway(rawConfig(), {
+        logger: silent,
+        createTunnel: async () => {
+          throw new Error('Operation not permitted');
+        },
+        createResolver: async () => new FakeResolver(),
+      }),
+    ).rejects.toThrow(/^cannot start the tunnel on dnsnat-gw, 0\.0\.0\.0:51820: Operation not permitted/);
+  });
+
   it('rejects a bad config at start with file, field and expectation', async () => {
     await expect(start({ ...rawConfig(), tunnel: { ipv4: 'x' } })).rejects.toThrow(
       'gateway config: tunnel.ipv4: expected an IPv4 address, got "x"',

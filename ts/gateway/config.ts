@@ -225,6 +225,13 @@ const schema = z
       cl.tunnelIps.forEach((text, j) => {
         const ip = parseIp(text);
         if (!ip) return;
+        if (ip.family === 6 && c.tunnel.ipv6 === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['clients', i, 'tunnelIps', j],
+            message: `an IPv6 tunnel address needs tunnel.ipv6 on the gateway, got ${describe(text)}`,
+          });
+        }
         if (!isTunnelIp(ip)) {
           ctx.addIssue({
             code: 'custom',

@@ -250,7 +250,11 @@ export async function startGateway(
     );
   } catch (e) {
     masquerade?.undo();
-    throw e;
+    const why = e instanceof Error ? e.message : String(e);
+    const hint = process.getuid?.() === 0 ? '' : ' (a TUN device needs root or CAP_NET_ADMIN)';
+    throw new Error(`cannot start the tunnel on ${config.device}, ${config.listen}: ${why}${hint}`, {
+      cause: e,
+    });
   }
 
   const clientOf = (key: string) => policy?.clientIdOf(key) ?? key;
