@@ -56,15 +56,40 @@ pub struct ClientCounters {
     pub discarded: AtomicU64,
 }
 
+/// Gate keys interned as small integers, so the packet path hashes and copies
+/// a `u32` instead of three strings; the strings are needed only for events.
+#[derive(Default)]
+pub struct KeyIds {
+    by_key: HashMap<GateKey, u32>,
+    keys: Vec<GateKey>,
+}
+
+impl KeyIds {
+    pub fn intern(&mut self, key: GateKey) -> u32 {
+        if let Some(id) = self.by_key.get(&key) {
+            return *id;
+        }
+        let id = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+        self.keys.push(key.clone());
+        self.by_key.insert(key, id);
+        id
+    }
+
+    pub fn get(&self, id: u32) -> Option<&GateKey> {
+        self.keys.get(id as usize)
+    }
+}
+
 pub struct ClientRole {
     pub stub: Mutex<Stub>,
-    pub gates: Mutex<GateTable<GateKey>>,
+    pub gates: Mutex<GateTable<u32>>,
+    pub keys: Mutex<KeyIds>,
     /// Gateway id → the peer's public key.
     pub gateways: RwLock<HashMap<String, [u8; 32]>>,
     /// Proxy IP → key, cached so the packet path does not re-run pattern
     /// matching; cleared when resources change.
-    routes: Mutex<HashMap<IpAddr, Option<GateKey>>>,
-    last_pending_event: Mutex<HashMap<GateKey, Instant>>,
+    routes: Mutex<HashMap<IpAddr, u32>>,
+    last_pending_event: Mutex<HashMap<u32, Instant>>,
     pub upstream: Vec<SocketAddr>,
     pub events_ready: Notify,
     pub counters: ClientCounters,
@@ -86,6 +111,7 @@ impl ClientRole {
         ClientRole {
             stub: Mutex::new(stub),
             gates: Mutex::new(GateTable::new(GateMode::Buffer)),
+            keys: Mutex::new(KeyIds::default()),
             gateways: RwLock::new(HashMap::new()),
             routes: Mutex::new(HashMap::new()),
             last_pending_event: Mutex::new(HashMap::new()),
@@ -99,8 +125,30 @@ impl ClientRole {
         lock(&self.stub)
     }
 
-    pub fn gates(&self) -> MutexGuard<'_, GateTable<GateKey>> {
+    pub fn gates(&self) -> MutexGuard<'_, GateTable<u32>> {
         lock(&self.gates)
+    }
+
+    /// The id of a key named by JavaScript.
+    pub fn key_id(&self, key: GateKey) -> u32 {
+        lock(&self.keys).intern(key)
+    }
+
+    /// Runs `f` on a key without copying it (the packet path).
+    pub fn with_key<T>(&self, id: u32, f: impl FnOnce(&GateKey) -> T) -> Option<T> {
+        lock(&self.keys).get(id).map(f)
+    }
+
+    pub fn key(&self, id: u32) -> Option<GateKey> {
+        lock(&self.keys).get(id).cloned()
+    }
+
+    /// The ids of keys matching `pred` (clearing a gateway or a resource).
+    pub fn key_ids_where(&self, mut pred: impl FnMut(&GateKey) -> bool) -> Vec<u32> {
+        let keys = lock(&self.keys);
+        (0..keys.keys.len() as u32)
+            .filter(|id| keys.get(*id).is_some_and(&mut pred))
+            .collect()
     }
 
     pub fn invalidate_routes(&self) {
@@ -110,9 +158,9 @@ impl ClientRole {
     /// The key of a packet to `dst`, if `dst` is an allocated proxy IP of a
     /// configured resource. When one domain matches resources on several
     /// gateways, the first in configuration order carries its traffic.
-    pub fn route(&self, dst: IpAddr) -> Option<GateKey> {
+    pub fn route(&self, dst: IpAddr) -> Option<u32> {
         if let Some(hit) = lock(&self.routes).get(&dst) {
-            return hit.clone();
+            return Some(*hit);
         }
         let key = {
             let stub = self.stub();
@@ -126,10 +174,9 @@ impl ClientRole {
         };
         // Only positive answers are cached: a proxy IP allocated a moment from
         // now must not stay unroutable.
-        if key.is_some() {
-            lock(&self.routes).insert(dst, key.clone());
-        }
-        key
+        let id = self.key_id(key?);
+        lock(&self.routes).insert(dst, id);
+        Some(id)
     }
 
     pub fn gateway_key(&self, gateway: &str) -> Option<[u8; 32]> {
@@ -141,12 +188,12 @@ impl ClientRole {
     }
 
     /// Whether to tell JavaScript that traffic waits on `key` now.
-    pub fn should_report_pending(&self, key: &GateKey, now: Instant) -> bool {
+    pub fn should_report_pending(&self, id: u32, now: Instant) -> bool {
         let mut last = lock(&self.last_pending_event);
-        match last.get(key) {
+        match last.get(&id) {
             Some(t) if now.duration_since(*t) < PENDING_EVENT_INTERVAL => false,
             _ => {
-                last.insert(key.clone(), now);
+                last.insert(id, now);
                 true
             }
         }

@@ -18,7 +18,7 @@ use tokio::net::UdpSocket;
 use super::counters::{Counters, NatDrops, inc};
 use super::events::{EventSink, TunnelEvent};
 use super::peers::{Peer, PeerTable, addresses};
-use crate::client::{ClientRole, GateKey, is_proxy};
+use crate::client::{ClientRole, is_proxy};
 use dnsnat_core::gate::Admit;
 
 /// Largest IP packet read from the device or a datagram from the socket.
@@ -159,8 +159,8 @@ impl Shared {
     }
 
     /// The gateway peer of a key, by the gateway id it was added with.
-    pub fn gateway_peer(&self, client: &ClientRole, key: &GateKey) -> Option<Arc<Peer>> {
-        let public = client.gateway_key(&key.gateway)?;
+    pub fn gateway_peer(&self, client: &ClientRole, id: u32) -> Option<Arc<Peer>> {
+        let public = client.with_key(id, |k| client.gateway_key(&k.gateway))??;
         self.peers().by_key(&public)
     }
 
@@ -173,13 +173,13 @@ impl Shared {
         packet: &[u8],
         out: &mut [u8],
     ) {
-        let Some(key) = client.route(dst) else {
+        let Some(id) = client.route(dst) else {
             return inc(&client.counters.drop_unknown_proxy_ip);
         };
-        let Some(peer) = self.gateway_peer(client, &key) else {
+        let Some(peer) = self.gateway_peer(client, id) else {
             return inc(&client.counters.drop_no_gateway);
         };
-        let admit = client.gates().admit(&key, packet);
+        let admit = client.gates().admit(&id, packet);
         match admit {
             Admit::Pass => self.send_to_peer(&peer, packet, out),
             Admit::Buffered { dropped_oldest, .. } => {
@@ -187,7 +187,9 @@ impl Shared {
                 if dropped_oldest {
                     inc(&client.counters.buffer_overflow);
                 }
-                if client.should_report_pending(&key, Instant::now()) {
+                if client.should_report_pending(id, Instant::now())
+                    && let Some(key) = client.key(id)
+                {
                     self.events.push(TunnelEvent {
                         domain: Some(key.domain.clone()),
                         gateway_id: Some(key.gateway.clone()),

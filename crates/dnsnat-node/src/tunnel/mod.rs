@@ -508,9 +508,9 @@ impl Tunnel {
                 )));
             }
         };
-        self.client()?
-            .gates()
-            .set_mode(Self::key(gateway_id, domain, resource_id), mode);
+        let client = self.client()?;
+        let id = client.key_id(Self::key(gateway_id, domain, resource_id));
+        client.gates().set_mode(id, mode);
         Ok(())
     }
 
@@ -519,11 +519,11 @@ impl Tunnel {
     pub fn flush(&self, gateway_id: String, domain: String, resource_id: String) -> Result<u32> {
         let shared = self.shared()?;
         let client = self.client()?;
-        let key = Self::key(gateway_id, domain, resource_id);
-        let packets = client.gates().flush(&key);
+        let id = client.key_id(Self::key(gateway_id, domain, resource_id));
+        let packets = client.gates().flush(&id);
         let n = packets.len();
         if n > 0 {
-            let Some(peer) = shared.gateway_peer(client, &key) else {
+            let Some(peer) = shared.gateway_peer(client, id) else {
                 client
                     .counters
                     .discarded
@@ -546,9 +546,8 @@ impl Tunnel {
     #[napi]
     pub fn discard(&self, gateway_id: String, domain: String, resource_id: String) -> Result<u32> {
         let client = self.client()?;
-        let n = client
-            .gates()
-            .discard(&Self::key(gateway_id, domain, resource_id));
+        let id = client.key_id(Self::key(gateway_id, domain, resource_id));
+        let n = client.gates().discard(&id);
         client
             .counters
             .discarded
@@ -564,10 +563,11 @@ impl Tunnel {
         resource_id: Option<String>,
     ) -> Result<u32> {
         let client = self.client()?;
-        let n = client.gates().remove_where(|k| {
+        let ids = client.key_ids_where(|k| {
             gateway_id.as_ref().is_some_and(|g| *g == k.gateway)
                 || resource_id.as_ref().is_some_and(|r| *r == k.resource)
         });
+        let n = client.gates().remove_where(|id| ids.contains(id));
         client
             .counters
             .discarded
