@@ -4,8 +4,9 @@ import { Command } from 'commander';
 import { startClient } from '../client/client.js';
 import { DEFAULT_CLIENT_STATUS_SOCKET } from '../client/config.js';
 import { ConfigError } from '../config/fields.js';
-import { readStatus } from '../daemon/status.js';
+import { readStatus, serveStatus } from '../daemon/status.js';
 import { runDemo } from '../demo/demo.js';
+import { type Gateway, startGateway } from '../gateway/gateway.js';
 import { generateKeyPair, publicKeyOf } from '../keys.js';
 import { formatVersion, packageVersion, versionReport } from '../version.js';
 
@@ -42,6 +43,30 @@ async function runDaemon(role: string, start: () => Promise<{ stop(): Promise<vo
   });
 }
 
+const DEFAULT_GATEWAY_STATUS_SOCKET = '/run/dnsnat/gateway.sock';
+
+/** The gateway's `dnsnat status --json` document. */
+function gatewayStatus(gateway: Gateway): unknown {
+  const counters: Record<string, number> = {};
+  for (const line of gateway.metrics().split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?) ([-+0-9.eE]+|NaN)$/.exec(line);
+    if (m?.[1] && m[2]) counters[m[1]] = Number(m[2]);
+  }
+  return {
+    role: 'gateway',
+    publicKey: gateway.publicKey,
+    mappings: gateway.snapshot().map((b) => ({
+      clientId: b.client,
+      domain: b.domain,
+      resourceId: b.resource,
+      status: b.status ?? 'resolving',
+      proxyIps: b.mappings.map((m) => m.proxyIp),
+      realIps: b.mappings.flatMap((m) => (m.realIp ? [m.realIp] : [])),
+    })),
+    counters,
+  };
+}
+
 function formatStatus(status: unknown): string {
   const s = status as {
     role?: string;
@@ -61,7 +86,19 @@ function formatStatus(status: unknown): string {
       );
     }
   }
-  if (s.mappings) lines.push(`mappings: ${s.mappings.length}`);
+  if (s.mappings) {
+    lines.push(`mappings: ${s.mappings.length}`);
+    for (const m of s.mappings as Array<{
+      clientId: string;
+      domain: string;
+      status: string;
+      realIps: string[];
+    }>) {
+      lines.push(
+        `  ${m.domain.padEnd(40)} ${m.status.padEnd(10)} ${m.clientId} -> ${m.realIps.join(' ') || '-'}`,
+      );
+    }
+  }
   const nonzero = Object.entries(s.counters ?? {}).filter(([, v]) => v !== 0);
   if (nonzero.length > 0) lines.push(`counters: ${nonzero.map(([k, v]) => `${k}=${v}`).join(' ')}`);
   return `${lines.join('\n')}\n`;
@@ -116,6 +153,29 @@ function main(argv: string[]): void {
     .requiredOption('-c, --config <file>', 'client.yaml')
     .action(async (opts: { config: string }) => {
       await runDaemon('client', () => startClient(opts.config));
+    });
+
+  program
+    .command('gateway')
+    .description('run the gateway: validate, resolve in the background, NAT (needs root)')
+    .requiredOption('-c, --config <file>', 'gateway.yaml')
+    .option('-s, --status-socket <path>', 'where `dnsnat status` reaches it', DEFAULT_GATEWAY_STATUS_SOCKET)
+    .action(async (opts: { config: string; statusSocket: string }) => {
+      await runDaemon('gateway', async () => {
+        const gateway = await startGateway(opts.config);
+        try {
+          const server = await serveStatus(opts.statusSocket, () => gatewayStatus(gateway));
+          return {
+            async stop() {
+              server.close();
+              await gateway.stop();
+            },
+          };
+        } catch (e) {
+          await gateway.stop();
+          throw e;
+        }
+      });
     });
 
   program

@@ -59,14 +59,26 @@ class Stage {
     }
   }
 
-  spawnIn(ns: string, args: string[], log: string): ChildProcess {
+  /** Output of every process the demo started, shown only when something went wrong. */
+  readonly logs = new Map<string, string[]>();
+
+  spawnIn(ns: string, args: string[], name: string): ChildProcess {
     const child = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const chunks: string[] = [];
+    this.logs.set(name, chunks);
     child.stdout?.on('data', (d: Buffer) => chunks.push(d.toString()));
     child.stderr?.on('data', (d: Buffer) => chunks.push(d.toString()));
-    child.on('exit', () => writeFileSync(log, chunks.join('')));
     this.children.push(child);
     return child;
+  }
+
+  tails(lines: number): string[] {
+    const out: string[] = [];
+    for (const [name, chunks] of this.logs) {
+      const all = chunks.join('').trimEnd().split('\n');
+      out.push(`--- ${name} (last ${Math.min(lines, all.length)} lines)`, ...all.slice(-lines));
+    }
+    return out;
   }
 
   exec(ns: string, args: string[]): { ok: boolean; out: string } {
@@ -169,7 +181,6 @@ export async function runDemo(say: Say = (l) => process.stdout.write(`${l}\n`)):
         'tunnel: { ipv4: 100.64.0.1, ipv6: "fd00:2021:1111::1" }',
         'nameservers: [198.18.2.2]',
         'masquerade: true',
-        `statusSocket: ${join(dir, 'gateway.sock')}`,
         'resources:',
         '  - { id: web, pattern: "*.corp.example", ipStack: ipv4 }',
         'clients:',
@@ -196,8 +207,12 @@ export async function runDemo(say: Say = (l) => process.stdout.write(`${l}\n`)):
     mkdirSync(join('/etc/netns', c), { recursive: true });
     writeFileSync(join('/etc/netns', c, 'resolv.conf'), 'nameserver 100.100.111.1\n');
 
-    stage.spawnIn(g, [node, CLI, 'gateway', '-c', join(dir, 'gateway.yaml')], join(dir, 'gateway.log'));
-    stage.spawnIn(c, [node, CLI, 'client', '-c', join(dir, 'client.yaml')], join(dir, 'client.log'));
+    stage.spawnIn(
+      g,
+      [node, CLI, 'gateway', '-c', join(dir, 'gateway.yaml'), '-s', join(dir, 'gateway.sock')],
+      join(dir, 'gateway.log'),
+    );
+    stage.spawnIn(c, [node, CLI, 'client', '-c', join(dir, 'client.yaml')], 'client');
     const status = (sock: string) =>
       stage.exec(c, [node, CLI, 'status', '--json', '--socket', join(dir, sock)]);
     await waitFor(
@@ -225,6 +240,7 @@ export async function runDemo(say: Say = (l) => process.stdout.write(`${l}\n`)):
     say(
       `   HTTP http://empty.corp.example/ -> ${eh.out.trim()}   (the gateway answered inactive; nothing to reach)`,
     );
+    say('   (every DNS query of a name sends one AssignedIps; each was answered at once, none was retried)');
     const w = stage.exec(c, [node, '-e', httpScript('http://wiki.corp.example/')]);
     say(`8. other names keep working: http://wiki.corp.example/ -> ${w.out.trim()}`);
     await sleep(500);
@@ -240,8 +256,12 @@ export async function runDemo(say: Say = (l) => process.stdout.write(`${l}\n`)):
     }
     const ok =
       h.ok && w.ok && final.domains.some((d) => d.domain === 'empty.corp.example' && d.state === 'failed');
-    say(ok ? 'demo complete; cleaning up' : `demo finished with problems; logs were in ${dir}`);
+    if (!ok) for (const line of stage.tails(20)) say(line);
+    say(ok ? 'demo complete; cleaning up' : 'demo finished with problems (logs above); cleaning up');
     return ok ? 0 : 1;
+  } catch (e) {
+    for (const line of stage.tails(20)) say(line);
+    throw e;
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
