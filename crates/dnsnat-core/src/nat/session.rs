@@ -30,6 +30,30 @@ pub(crate) struct Session {
     pub queued: Timestamp,
 }
 
+/// The idle limits in nanoseconds, converted once: `Duration` arithmetic goes
+/// through `u128` and the deadline is computed on every packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    tcp: u64,
+    udp: u64,
+    icmp: u64,
+    unanswered: u64,
+    fin: u64,
+}
+
+impl From<&IdleLimits> for Limits {
+    fn from(l: &IdleLimits) -> Limits {
+        let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Limits {
+            tcp: ns(l.tcp),
+            udp: ns(l.udp),
+            icmp: ns(l.icmp),
+            unanswered: ns(l.unanswered),
+            fin: ns(l.fin),
+        }
+    }
+}
+
 impl Session {
     pub fn outside(&self) -> OutsideKey {
         OutsideKey {
@@ -41,7 +65,7 @@ impl Session {
 
     /// When the session expires if no further packet arrives: the earliest
     /// of the limits that apply.
-    pub fn deadline(&self, limits: &IdleLimits) -> Timestamp {
+    pub fn deadline(&self, limits: &Limits) -> Timestamp {
         let last = match self.last_in {
             Some(t) => t.max(self.last_out),
             None => self.last_out,
@@ -51,12 +75,12 @@ impl Session {
             Protocol::Udp => limits.udp,
             Protocol::Icmp => limits.icmp,
         };
-        let mut deadline = last + idle;
+        let mut deadline = last.add_nanos(idle);
         if self.last_in.is_none() {
-            deadline = deadline.min(self.last_out + limits.unanswered);
+            deadline = deadline.min(self.last_out.add_nanos(limits.unanswered));
         }
         if self.fin_out && self.fin_in {
-            deadline = deadline.min(last + limits.fin);
+            deadline = deadline.min(last.add_nanos(limits.fin));
         }
         deadline
     }
@@ -87,7 +111,7 @@ mod tests {
 
     #[test]
     fn each_limit_applies() {
-        let l = IdleLimits::default();
+        let l = Limits::from(&IdleLimits::default());
         let mut s = session(Protocol::Tcp);
         assert_eq!(s.deadline(&l), Timestamp::from_secs(70), "unanswered");
         s.last_in = Some(Timestamp::from_secs(20));

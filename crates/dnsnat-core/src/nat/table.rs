@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 use super::config::NatConfig;
 use super::key::{InsideKey, OutsideKey, Protocol};
-use super::session::Session;
+use super::session::{Limits, Session};
 use super::time::Timestamp;
 use super::timers::{Entry, Timers};
 use super::tombstones::Tombstones;
@@ -40,6 +40,7 @@ struct Slot {
 #[derive(Debug)]
 pub(crate) struct SessionTable {
     config: NatConfig,
+    limits: Limits,
     slots: Vec<Slot>,
     free: Vec<u32>,
     inside: HashMap<InsideKey, u32>,
@@ -52,6 +53,7 @@ impl SessionTable {
     pub fn new(config: NatConfig) -> SessionTable {
         SessionTable {
             config,
+            limits: Limits::from(&config.limits),
             slots: Vec::new(),
             free: Vec::new(),
             inside: HashMap::new(),
@@ -96,7 +98,7 @@ impl SessionTable {
     }
 
     fn check_live(&mut self, index: u32, now: Timestamp) -> Lookup {
-        if self.session(index).deadline(&self.config.limits) <= now {
+        if self.session(index).deadline(&self.limits) <= now {
             self.remove(index, now);
             Lookup::Expired
         } else {
@@ -136,7 +138,7 @@ impl SessionTable {
             fin_in: false,
             queued: Timestamp::ZERO,
         };
-        session.queued = session.deadline(&self.config.limits);
+        session.queued = session.deadline(&self.limits);
         let outside = session.outside();
         let index = match self.free.pop() {
             Some(i) => {
@@ -209,7 +211,7 @@ impl SessionTable {
     /// Pushes a new timer entry when activity made the deadline earlier
     /// (only the FIN rule can). Later deadlines are picked up lazily.
     fn requeue_if_earlier(&mut self, index: u32) {
-        let limits = self.config.limits;
+        let limits = self.limits;
         let slot = &mut self.slots[index as usize];
         let generation = slot.generation;
         let Some(s) = slot.session.as_mut() else {
@@ -256,7 +258,7 @@ impl SessionTable {
 
     /// Expires what is due. Returns how many sessions ended.
     pub fn handle_timeout(&mut self, now: Timestamp) -> usize {
-        let limits = self.config.limits;
+        let limits = self.limits;
         let mut expired = 0;
         while let Some(entry) = self.timers.pop_due(now) {
             let slot = &mut self.slots[entry.index as usize];

@@ -41,6 +41,11 @@ impl Timestamp {
         Duration::from_nanos(self.0)
     }
 
+    /// `self` plus `nanos`, saturating.
+    pub(crate) const fn add_nanos(self, nanos: u64) -> Timestamp {
+        Timestamp(self.0.saturating_add(nanos))
+    }
+
     /// `self - earlier`, or zero if `earlier` is later.
     pub fn saturating_since(self, earlier: Timestamp) -> Duration {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
