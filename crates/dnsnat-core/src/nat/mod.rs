@@ -6,6 +6,35 @@
 //! client ◀─(src proxy:sport, dst client:cport)── translate_inbound  ◀─(src real:sport, dst client:oport)── kernel
 //! ```
 //!
+//! How an event loop drives it (time is the caller's: see [`Timestamp`]):
+//!
+//! ```
+//! use std::net::{IpAddr, SocketAddr};
+//! use dnsnat_core::nat::{ClientNat, Mapping, NatConfig, Timestamp, Verdict, MAX_REPLY_LEN};
+//! use dnsnat_core::packet::build;
+//!
+//! let client: IpAddr = "100.64.0.2".parse().unwrap();
+//! let proxy: IpAddr = "100.96.0.1".parse().unwrap();
+//! let mut nat = ClientNat::new(NatConfig::default(), &[client]);
+//! let now = Timestamp::from_secs(1); // e.g. Timestamp::from(Instant::now() - origin)
+//! // The domain behind `proxy` resolved: install the mapping.
+//! nat.set_mapping(proxy, Mapping::to("198.18.0.10".parse().unwrap()), now).unwrap();
+//!
+//! let mut packet = build::tcp(SocketAddr::new(client, 40000), SocketAddr::new(proxy, 443), 0x02, 0);
+//! let mut reply = [0u8; MAX_REPLY_LEN];
+//! match nat.translate_outbound(&mut packet, now) {
+//!     Verdict::Forward => { /* write `packet` to the TUN device */ }
+//!     Verdict::Drop(reason) => { /* counters[reason.index()] += 1 */ }
+//!     Verdict::Reply(error) => {
+//!         let len = error.write(&packet, &mut reply).unwrap();
+//!         /* send reply[..len] back through the tunnel */
+//!     }
+//! }
+//! // Later: sleep until `nat.poll_timeout()`, then `nat.handle_timeout(now)`,
+//! // and act on `nat.poll_event()` (re-resolve a domain).
+//! # assert_eq!(nat.session_count(), 1);
+//! ```
+//!
 //! Layout, one concern per file:
 //! - [`client`]: `ClientNat`, the state of one client and its control-plane API
 //! - `outbound.rs`, `inbound.rs`: the two packet paths
