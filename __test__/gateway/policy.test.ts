@@ -680,6 +680,30 @@ describe('GatewayPolicy: config reload', () => {
 });
 
 describe('GatewayPolicy: bounded state', () => {
+  it('caps the (domain, resource) pairs one client may register', () => {
+    const h = new Harness(baseConfig(), { maxBindingsPerClient: 2 });
+    expect(resolves(h.assign(ALICE, 'web', 'a.corp.example', V4, 1))).toHaveLength(1);
+    expect(resolves(h.assign(ALICE, 'web', 'b.corp.example', V4B, 2))).toHaveLength(1);
+    const third = h.assign(
+      ALICE,
+      'web',
+      'c.corp.example',
+      ['100.96.1.1', '100.96.1.2', '100.96.1.3', '100.96.1.4'],
+      3,
+    );
+    expect(statuses(third)).toEqual([
+      expect.objectContaining({ status: 'inactive', reason: 'too-many-domains' }),
+    ]);
+    expect(of(third, 'set-mapping')).toEqual([]);
+    // A known pair is still answered, and another client has its own budget.
+    expect(resolves(h.assign(ALICE, 'web', 'a.corp.example', V4, 4))).toEqual([]);
+    expect(h.policy.counters.assignedIpsRejected['too-many-domains']).toBe(1);
+    // A client that renumbered (restarted without its state) is reset, not refused.
+    const renumbered = h.assign(ALICE, 'web', 'c.corp.example', V4, 5);
+    expect(of(renumbered, 'remove-mapping')).toHaveLength(8);
+    expect(resolves(renumbered).map((r) => r.domain)).toEqual(['c.corp.example']);
+  });
+
   it('forgets a domain once no client uses it', () => {
     const h = new Harness();
     const id = onlyResolveId(h.assign(ALICE, 'web', 'a.corp.example', V4, 1));

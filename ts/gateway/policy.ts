@@ -95,6 +95,8 @@ export interface PolicyOptions {
   healMaxMs?: number;
   /** Upper bound on how long NXDOMAIN / no records is believed. Default 30,000 ms. */
   maxNegativeCacheMs?: number;
+  /** (domain, resource) pairs one client may register; beyond, `inactive`/`too-many-domains`. Default 10,000. */
+  maxBindingsPerClient?: number;
 }
 
 /** Why an `AssignedIps` was refused (also the `reason` of the `inactive` reply). */
@@ -107,7 +109,8 @@ export type RejectReason =
   | 'proxy-ip-invalid'
   | 'proxy-ip-out-of-range'
   | 'proxy-ip-duplicate'
-  | 'proxy-ip-stack';
+  | 'proxy-ip-stack'
+  | 'too-many-domains';
 
 export const MESSAGE_ASSIGNED_IPS = 0;
 export const MESSAGE_DOMAIN_STATUS = 1;
@@ -286,6 +289,7 @@ export class GatewayPolicy {
       healInitialMs: options.healInitialMs ?? 1_000,
       healMaxMs: options.healMaxMs ?? 30_000,
       maxNegativeCacheMs: options.maxNegativeCacheMs ?? 30_000,
+      maxBindingsPerClient: options.maxBindingsPerClient ?? 10_000,
     };
     this.setConfig(config, now);
   }
@@ -547,6 +551,17 @@ export class GatewayPolicy {
     }
     const checked = checkProxyIps(msg.proxyIps, resource.ipStack);
     if ('reason' in checked) return checked;
+    // A client registering names without end must not grow the gateway's memory without end.
+    // (Not when the message renumbers: that resets the client and frees its slots.)
+    const domain = normalizeDomain(msg.domain);
+    const key = bindingKey(domain, resource.id);
+    const renumbers = checked.ips.some((p) => {
+      const held = client.proxies.get(p.text);
+      return held !== undefined && held.domain !== domain;
+    });
+    if (client.bindings.size >= this.opts.maxBindingsPerClient && !client.bindings.has(key) && !renumbers) {
+      return { reason: 'too-many-domains', detail: `already ${client.bindings.size} registered` };
+    }
     return { client, resource, ips: checked.ips };
   }
 
