@@ -248,7 +248,17 @@ clients:
     );
   });
 
-  it('a changed record: new connections follow it once the TTL has passed', async () => {
+  it('a changed record: new connections follow it once the TTL has passed, a live one keeps its server', async () => {
+    const live = lab.node(c, join(fixtures, 'http-keepalive.cjs'), {
+      url: `http://${PROXY[2]}:8080/`,
+      intervalMs: 300,
+    });
+    const first = await live.waitFor<{ body?: string; localPort?: number }>(
+      (l) => l.body !== undefined,
+      10_000,
+      'live',
+    );
+    expect(first.body).toContain('site-a');
     setRecord(SITE_B);
     await new Promise((r) => setTimeout(r, 1_500));
     // The first new session past the TTL still uses the old address and triggers the background refresh.
@@ -259,6 +269,15 @@ clients:
     );
     expect(out).toBe('hello from site-b; you are 198.18.2.1 exit=0');
     expect(await metrics()).toMatch(/dnsnat_gateway_refresh_resolutions_total [1-9]/);
+    // The live connection went on talking to the old server through its NAT session, on one socket.
+    const seen = live.lines.length;
+    await live.waitFor(() => live.lines.length >= seen + 2, 5_000, 'two more answers on the live connection');
+    const answers = live.lines as Array<{ body?: string; localPort?: number; error?: string }>;
+    expect(answers.filter((a) => a.error !== undefined)).toEqual([]);
+    expect(new Set(answers.map((a) => a.body))).toEqual(new Set(['hello from site-a; you are 198.18.2.1']));
+    expect(new Set(answers.map((a) => a.localPort)).size).toBe(1);
+    expect(answers.length).toBeGreaterThan(5);
+    live.child.kill();
   });
 
   it('a removed record reads inactive; the proxy IPs stay registered and answer unreachable', async () => {
