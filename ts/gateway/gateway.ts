@@ -217,7 +217,7 @@ export async function startGateway(
     config.masquerade && options.applyMasquerade !== false ? new Masquerade(config.device) : undefined;
   let resolver = await createResolver(resolverSettings(config));
 
-  const shellCounters = { commandErrors: 0, reloadsOk: 0, reloadsRejected: 0, eventsDropped: 0 };
+  const shellCounters = { commandErrors: 0, reloadsOk: 0, reloadsRejected: 0 };
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let policy: GatewayPolicy | undefined;
@@ -552,7 +552,13 @@ export async function startGateway(
     if (timer) clearTimeout(timer);
     if (watcher && isFile) unwatchFile(configPathOrObject as string, onFileChange);
     if (onSignal) process.off('SIGHUP', onSignal);
-    if (server) await new Promise<void>((r) => server?.close(() => r()));
+    if (server) {
+      const srv = server;
+      // A scraper's keep-alive connection must not hold the stop up.
+      const closed = new Promise<void>((r) => srv.close(() => r()));
+      srv.closeAllConnections();
+      await closed;
+    }
     try {
       tunnel.stop();
     } catch {
