@@ -37,7 +37,16 @@ const run = canRunPrivileged('gateway integration tests') && toolsAvailable();
 const DNS = '198.18.2.2';
 const SITE_A = '198.18.2.10';
 const SITE_B = '198.18.2.11';
+const SITE_A6 = '2001:db8:2::10';
+const SITE_B6 = '2001:db8:2::11';
 const PROXY = ['100.96.0.1', '100.96.0.2', '100.96.0.3', '100.96.0.4'];
+const DUAL_V4 = ['100.96.0.9', '100.96.0.10', '100.96.0.11', '100.96.0.12'];
+const DUAL_V6 = [
+  'fd00:2021:1111:8000::9',
+  'fd00:2021:1111:8000::a',
+  'fd00:2021:1111:8000::b',
+  'fd00:2021:1111:8000::c',
+];
 
 type Line = Record<string, unknown>;
 type Status = { resource: string; domain: string; status: string; seq: number; reason?: string };
@@ -59,21 +68,24 @@ describe.runIf(run)('gateway: resolution, NAT and self-healing against a real dn
 
   const config = (resources: string) => `privateKey: ${kg.privateKey}
 listen: "0.0.0.0:51820"
-tunnel: { ipv4: 100.64.0.1 }
+tunnel: { ipv4: 100.64.0.1, ipv6: "fd00:2021:1111::1" }
 device: dnsnat-g
 nameservers: [${DNS}]
 masquerade: true
 metrics: "127.0.0.1:9109"
 resources:
 ${resources}
+  - { id: dual, pattern: "dual.corp.example", ipStack: dual }
 clients:
-  - { id: alice, publicKey: ${kc.publicKey}, tunnelIps: [100.64.0.2], resources: [web] }
+  - { id: alice, publicKey: ${kc.publicKey}, tunnelIps: [100.64.0.2, "fd00:2021:1111::2"], resources: [web, dual] }
 `;
   const WEB = '  - { id: web, pattern: "*.corp.example", ipStack: ipv4, ports: ["tcp/8080", "icmp"] }';
 
+  const DUAL_HOSTS = `${SITE_A} dual.corp.example\n${SITE_A6} dual.corp.example\n${SITE_B6} dual.corp.example\n`;
+
   /** Points app.corp.example at `ip` (or nowhere) and makes dnsmasq re-read it. */
   function setRecord(ip: string | undefined): void {
-    writeFileSync(hosts, ip ? `${ip} app.corp.example\n` : '\n');
+    writeFileSync(hosts, `${DUAL_HOSTS}${ip ? `${ip} app.corp.example\n` : ''}`);
     const pid = Number(readFileSync(join(tmp, 'dnsmasq.pid'), 'utf8').trim());
     process.kill(pid, 'SIGHUP');
   }
@@ -158,9 +170,15 @@ clients:
     g = lab.netns('g');
     s = lab.netns('s');
     lab.link(c, ['198.18.0.2/24'], g, ['198.18.0.1/24']);
-    lab.link(g, ['198.18.2.1/24'], s, [`${DNS}/24`, `${SITE_A}/24`, `${SITE_B}/24`]);
+    lab.link(g, ['198.18.2.1/24', '2001:db8:2::1/64'], s, [
+      `${DNS}/24`,
+      `${SITE_A}/24`,
+      `${SITE_B}/24`,
+      `${SITE_A6}/64`,
+      `${SITE_B6}/64`,
+    ]);
 
-    writeFileSync(hosts, `${SITE_A} app.corp.example\n`);
+    writeFileSync(hosts, `${DUAL_HOSTS}${SITE_A} app.corp.example\n`);
     lab.exec(s, 'dnsmasq', [
       '--no-resolv',
       '--no-hosts',
@@ -178,6 +196,8 @@ clients:
     for (const [host, name] of [
       [SITE_A, 'site-a'],
       [SITE_B, 'site-b'],
+      [SITE_A6, 'site-a6'],
+      [SITE_B6, 'site-b6'],
     ] as const) {
       const p = lab.node(s, join(fixtures, 'http-server.cjs'), { host, port: 8080, name });
       await p.waitFor((l) => l.ready === true, 10_000, `${name} ready`);
@@ -190,12 +210,23 @@ clients:
     if (fatal) throw new Error(`gateway failed to start: ${JSON.stringify(fatal)}`);
 
     client = lab.node(c, join(fixtures, 'tunnel-node.cjs'), {
-      tunnel: { name: 'dnsnat-c', privateKey: kc.privateKey, ipv4: '100.64.0.2', routes: ['100.96.0.0/11'] },
+      tunnel: {
+        name: 'dnsnat-c',
+        privateKey: kc.privateKey,
+        ipv4: '100.64.0.2',
+        ipv6: 'fd00:2021:1111::2',
+        routes: ['100.96.0.0/11', 'fd00:2021:1111:8000::/107'],
+      },
       peers: [
         {
           publicKey: kg.publicKey,
           endpoint: '198.18.0.1:51820',
-          allowedIps: ['100.64.0.1/32', '100.96.0.0/11'],
+          allowedIps: [
+            '100.64.0.1/32',
+            'fd00:2021:1111::1/128',
+            '100.96.0.0/11',
+            'fd00:2021:1111:8000::/107',
+          ],
           persistentKeepalive: 1,
         },
       ],
@@ -231,6 +262,34 @@ clients:
     expect(
       lab.exec(c, 'sh', ['-c', `curl -s --max-time 3 http://${PROXY[1]}:9999/; echo "exit=$?"`]).trim(),
     ).toBe('exit=7');
+  });
+
+  it('a dual-stack resource: IPv6 proxies map to IPv6 servers (k mod n), IPv4 to IPv4, both masqueraded', async () => {
+    seq += 1;
+    const mine = seq;
+    const body = JSON.stringify({
+      resource: 'dual',
+      domain: 'dual.corp.example',
+      proxy_ips: [...DUAL_V6, ...DUAL_V4],
+      seq,
+    });
+    client.send({ sendControl: [kg.publicKey, 0, body] });
+    expect(await waitStatus((x) => x.seq === mine, 'dual status')).toEqual({
+      resource: 'dual',
+      domain: 'dual.corp.example',
+      status: 'active',
+      seq: mine,
+    });
+    const get = (ip: string) =>
+      lab
+        .exec(c, 'sh', ['-c', `curl -s --max-time 3 -g http://${ip}:8080/; echo " exit=$?"`])
+        .replace(/\n/g, '')
+        .trim();
+    // Proxy k of a family → sorted real k mod n: ::9 → ::10, ::a → ::11, ::b → ::10, ::c → ::11.
+    expect(get(`[${DUAL_V6[0]}]`)).toBe('hello from site-a6; you are 2001:db8:2::1 exit=0');
+    expect(get(`[${DUAL_V6[1]}]`)).toBe('hello from site-b6; you are 2001:db8:2::1 exit=0');
+    expect(get(`[${DUAL_V6[2]}]`)).toBe('hello from site-a6; you are 2001:db8:2::1 exit=0');
+    expect(get(DUAL_V4[3] as string)).toBe('hello from site-a; you are 198.18.2.1 exit=0');
   });
 
   it('a rejected AssignedIps reads inactive with its reason', async () => {
