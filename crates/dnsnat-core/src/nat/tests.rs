@@ -529,6 +529,40 @@ fn drop_reasons() {
     assert_eq!(n.session_count(), 0);
 }
 
+/// Inserts an 8-byte IPv6 destination-options header (one PadN option)
+/// before the transport header; the transport checksum does not change
+/// (the pseudo-header counts the upper-layer length).
+fn with_dest_opts(pkt: &[u8]) -> Vec<u8> {
+    let mut p = pkt[..40].to_vec();
+    let plen = u16::from_be_bytes([p[4], p[5]]) + 8;
+    p[4..6].copy_from_slice(&plen.to_be_bytes());
+    p[6] = 60;
+    p.extend_from_slice(&[pkt[6], 0, 1, 4, 0, 0, 0, 0]);
+    p.extend_from_slice(&pkt[40..]);
+    p
+}
+
+#[test]
+fn ipv6_extension_headers_are_skipped_both_ways() {
+    let mut n = nat();
+    let (c, p, r) = (client(false), proxy(false, 1), real(false));
+    for (proto, mk) in [
+        (
+            "tcp",
+            (|a, b| build::tcp(a, b, tcp::SYN, 10)) as fn(SocketAddr, SocketAddr) -> Vec<u8>,
+        ),
+        ("udp", |a, b| build::udp(a, b, 10, true)),
+    ] {
+        let mut out = with_dest_opts(&mk(sa(c, 7000), sa(p, 53)));
+        assert_eq!(verify_checksums(&out), Ok(()), "{proto}");
+        forward_out(&mut n, &mut out, t(1));
+        assert_same_packet(&out, &with_dest_opts(&mk(sa(c, 7000), sa(r, 53))));
+        let mut back = with_dest_opts(&mk(sa(r, 53), sa(c, 7000)));
+        forward_in(&mut n, &mut back, t(1));
+        assert_same_packet(&back, &with_dest_opts(&mk(sa(p, 53), sa(c, 7000))));
+    }
+}
+
 // --------------------------------------------------------------- fragments
 
 /// Splits a whole packet into two fragments, the first carrying `split`
