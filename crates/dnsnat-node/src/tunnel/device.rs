@@ -98,12 +98,21 @@ pub fn create(cfg: &DeviceConfig<'_>) -> Result<tun::AsyncDevice, DeviceError> {
     }
     for route in cfg.routes {
         let r = route.to_string();
-        let family = if matches!(route.addr, IpAddr::V4(_)) {
-            "-4"
-        } else {
-            "-6"
+        // The preferred source of every route is our tunnel address of that
+        // family. Without it, IPv6 source selection (longest matching prefix)
+        // would pick the client's DNS sentinel, which shares a longer prefix
+        // with the proxy range than the tunnel address does, and the gateway
+        // rightly drops packets from a source that is not the client's.
+        let src = match route.addr {
+            IpAddr::V4(_) => Some(cfg.ipv4.to_string()),
+            IpAddr::V6(_) => cfg.ipv6.map(|a| a.to_string()),
         };
-        ip(cfg.name, &[family, "route", "replace", &r, "dev", cfg.name])?;
+        let family = if route.addr.is_ipv4() { "-4" } else { "-6" };
+        let mut args = vec![family, "route", "replace", &r, "dev", cfg.name];
+        if let Some(src) = &src {
+            args.extend(["src", src.as_str()]);
+        }
+        ip(cfg.name, &args)?;
     }
     Ok(dev)
 }
