@@ -10,7 +10,6 @@ mod device;
 mod events;
 mod loops;
 mod peers;
-mod ports;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -21,7 +20,7 @@ use boringtun::noise::Tunn;
 use boringtun::x25519::PublicKey;
 use dnsnat_core::constants::TUN_MTU;
 use dnsnat_core::control::{self, MessageType};
-use dnsnat_core::nat::{ClientNat, Mapping, NatConfig, PortFilter};
+use dnsnat_core::nat::{ClientNat, Mapping, NatConfig, PortFilter, PortRule};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::task::JoinHandle;
@@ -391,7 +390,10 @@ impl Tunnel {
             None => PortFilter::Any,
             Some(list) => PortFilter::Rules(
                 list.iter()
-                    .map(|p| ports::parse_rule(p).map_err(|e| invalid(format!("ports: {e}"))))
+                    .map(|p| {
+                        p.parse::<PortRule>()
+                            .map_err(|e| invalid(format!("ports: '{p}': {e}")))
+                    })
                     .collect::<Result<Vec<_>>>()?,
             ),
         };
