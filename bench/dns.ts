@@ -1,0 +1,119 @@
+// Stub DNS against dnsmasq, with dnsperf, in the dnsnat client's namespace.
+//
+// - dnsnat: the client Tunnel's stub on the sentinel 100.100.111.1, reached through its TUN device (the path
+//   applications take). Names host-<i>.bench.example match the resource *.bench.example (IPv4 only) and are
+//   answered with four proxy IPs each; every query is also reported to JavaScript as a dns-query event.
+// - dnsmasq: on the same namespace's loopback, answering the same names from local records (address=/name/ip,
+//   four addresses per name, like the stub), no upstream, no logging.
+//
+// Both get a warm-up pass over every name first (the stub allocates proxy IPs on a name's first query), then
+// rounds of dnsperf -l <seconds>, interleaved.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Lab } from '../__test__/support/netns.js';
+import { log, nsExec, pidsIn, rssBytes, sleep } from './lib.js';
+import { RESOURCE_ZONE } from './topology.js';
+
+export interface DnsperfRun {
+  server: 'dnsnat' | 'dnsmasq';
+  round: number;
+  qps: number;
+  completedPercent: number;
+  noerrorPercent: number;
+  avgLatencyMs: number;
+}
+
+export interface DnsResult {
+  runs: DnsperfRun[];
+  names: number;
+  dnsperfArgs: string[];
+  /** RSS of the dnsnat client process before the first query and with every name tracked. */
+  clientRss: { before: number; tracked: number };
+}
+
+const name = (i: number) => `host-${i}.${RESOURCE_ZONE}`;
+
+// One dnsperf thread, several sockets and enough queries in flight to keep a server busy; no rate limit, so
+// dnsperf sends as fast as answers come back. dnsperf uses well under one core at these rates (checked by
+// hand with top), so the other core is the server's.
+const DNSPERF = (process.env.BENCH_DNSPERF ?? '-T 1 -c 4 -q 100').split(' ');
+
+function parseDnsperf(out: string): Omit<DnsperfRun, 'server' | 'round'> {
+  const num = (re: RegExp) => {
+    const m = re.exec(out);
+    if (!m) throw new Error(`dnsperf output without ${re}: ${out}`);
+    return Number(m[1]);
+  };
+  return {
+    qps: num(/Queries per second:\s+([\d.]+)/),
+    completedPercent: num(/Queries completed:\s+\d+ \(([\d.]+)%\)/),
+    noerrorPercent: /NOERROR \d+ \(([\d.]+)%\)/.test(out) ? num(/NOERROR \d+ \(([\d.]+)%\)/) : 0,
+    avgLatencyMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
+  };
+}
+
+export async function measureDns(
+  lab: Lab,
+  ns: string,
+  clientPid: number,
+  dir: string,
+  opts: { rounds: number; seconds: number; names: number },
+): Promise<DnsResult> {
+  const queries = join(dir, 'queries.txt');
+  writeFileSync(queries, Array.from({ length: opts.names }, (_, i) => `${name(i)} A\n`).join(''));
+  const conf = join(dir, 'dnsmasq.conf');
+  const octets = (i: number) => `${(i >> 8) & 0xff}.${i & 0xff}`;
+  writeFileSync(
+    conf,
+    Array.from({ length: opts.names }, (_, i) =>
+      [0, 1, 2, 3]
+        .map((k) => `address=/${name(i)}/198.${18 + (k >> 1)}.${octets(i * 2 + (k & 1))}\n`)
+        .join(''),
+    ).join(''),
+  );
+  lab.exec(ns, 'dnsmasq', [
+    '--no-resolv',
+    '--no-hosts',
+    '--bind-interfaces',
+    '--listen-address=127.0.0.1',
+    `--conf-file=${conf}`,
+    `--pid-file=${join(dir, 'dnsmasq.pid')}`,
+  ]);
+  await sleep(300);
+  if (pidsIn(ns, 'dnsmasq').length === 0) throw new Error('dnsmasq did not start');
+
+  const servers = { dnsnat: '100.100.111.1', dnsmasq: '127.0.0.1' } as const;
+  const rssBefore = rssBytes(clientPid);
+  for (const [server, addr] of Object.entries(servers)) {
+    const out = nsExec(ns, 'dnsperf', ['-s', addr, '-d', queries, '-n', '1', ...DNSPERF], 120_000);
+    const r = parseDnsperf(out);
+    log(`dns warm-up ${server}: ${r.completedPercent} % completed, ${r.noerrorPercent} % NOERROR`);
+  }
+  await sleep(500);
+  const rssTracked = rssBytes(clientPid);
+
+  const runs: DnsperfRun[] = [];
+  for (let round = 0; round < opts.rounds; round++) {
+    for (const [server, addr] of Object.entries(servers) as Array<['dnsnat' | 'dnsmasq', string]>) {
+      const out = nsExec(
+        ns,
+        'dnsperf',
+        ['-s', addr, '-d', queries, '-l', String(opts.seconds), ...DNSPERF],
+        (opts.seconds + 30) * 1000,
+      );
+      const r = { server, round, ...parseDnsperf(out) };
+      log(
+        `dns round ${round + 1} ${server}: ${Math.round(r.qps)} q/s, ${r.completedPercent} % completed, ` +
+          `${r.avgLatencyMs.toFixed(3)} ms average`,
+      );
+      runs.push(r);
+      await sleep(300);
+    }
+  }
+  return {
+    runs,
+    names: opts.names,
+    dnsperfArgs: DNSPERF,
+    clientRss: { before: rssBefore, tracked: rssTracked },
+  };
+}
