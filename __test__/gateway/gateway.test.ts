@@ -84,6 +84,15 @@ class FakeResolver implements GatewayResolverLike {
 }
 
 const silent = pino({ level: 'silent' });
+
+/** Polls `pred` every 20 ms for up to 5 s (file watching is timing-dependent on a loaded machine). */
+async function until(pred: () => boolean): Promise<void> {
+  const end = Date.now() + 5_000;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error('condition not reached within 5 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
 let running: Gateway | undefined;
@@ -198,7 +207,7 @@ describe('startGateway (fake runtime)', () => {
     tunnel.emit([assign('slow.corp.example', 1)]);
     tunnel.take();
     clock.t = 10_000;
-    await new Promise((r) => setTimeout(r, 600));
+    await until(() => tunnel.calls.length > 0);
     expect(tunnel.take()).toEqual([
       [
         'sendControl',
@@ -292,12 +301,12 @@ clients:
     tunnel.take();
     // Broken edit: rejected, nothing changes.
     writeFileSync(file, yaml('  - { id: web, pattern: "*.corp.*", ipStack: ipv4 }'));
-    await new Promise((r) => setTimeout(r, 300));
+    await until(() => gw.metrics().includes('dnsnat_gateway_config_reloads_total{result="rejected"} 1'));
     expect(tunnel.take()).toEqual([]);
     expect(gw.config.resources[0]?.pattern.text).toBe('*.corp.example');
     // The resource goes: its mappings go with it, and the client hears nothing (no status sent yet).
     writeFileSync(file, yaml('  - { id: web, pattern: "db.corp.example", ipStack: ipv4 }'));
-    await new Promise((r) => setTimeout(r, 300));
+    await until(() => tunnel.calls.length >= 4);
     expect(tunnel.take()).toEqual(V4.map((p) => ['removeMapping', ALICE, p]));
     const r = await gw.reload({
       privateKey: GW_KEY,
