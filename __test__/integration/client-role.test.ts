@@ -10,11 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import native from '../../ts/native.js';
 import { type JsonLineProcess, Lab } from '../support/netns.js';
 import { canRunPrivileged } from '../support/privileges.js';
+import { call, fixtures, siteTopology, startNatGateway } from '../support/topology.js';
 
-const fixtures = join(__dirname, '..', 'fixtures');
 const run = canRunPrivileged('client role integration tests');
 
-type Line = Record<string, unknown>;
 type Event = {
   kind: string;
   domain?: string;
@@ -23,14 +22,6 @@ type Event = {
   resourceId?: string;
   count?: number;
 };
-
-async function call(p: JsonLineProcess, method: string, ...args: unknown[]): Promise<unknown> {
-  const before = p.lines.length;
-  p.send({ call: [method, ...args] });
-  const line = await p.waitFor<Line>((l) => l.call === method && p.lines.indexOf(l) >= before, 5000, method);
-  if (line.error) throw new Error(String(line.error));
-  return line.result;
-}
 
 const lookup = (server: string, name: string, type: 'resolve4' | 'resolve6' | 'reverse') =>
   `const {Resolver}=require('node:dns').promises;const r=new Resolver({timeout:3000,tries:1});` +
@@ -49,18 +40,10 @@ describe.runIf(run)('client role: stub DNS and gated first connection', () => {
   let netnsEtc = '';
 
   beforeAll(async () => {
-    c = lab.netns('c');
-    g = lab.netns('g');
-    s = lab.netns('s');
-    lab.link(c, ['198.18.0.2/24'], g, ['198.18.0.1/24']);
-    lab.link(g, ['198.18.2.1/24'], s, ['198.18.2.2/24']);
+    ({ c, g, s } = siteTopology(lab));
+    // The client reaches the site's DNS server directly (its upstream).
     lab.exec(c, 'ip', ['route', 'add', '198.18.2.0/24', 'via', '198.18.0.1']);
     lab.exec(s, 'ip', ['route', 'add', '198.18.0.0/24', 'via', '198.18.2.1']);
-    lab.exec(g, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-    lab.exec(g, 'nft', [
-      'add table ip dnsnat; add chain ip dnsnat post { type nat hook postrouting priority 100; };' +
-        ' add rule ip dnsnat post ip saddr 100.64.0.0/11 masquerade',
-    ]);
     // The site: an HTTP service, and dnsmasq as the upstream for names that
     // are not resources.
     site = lab.node(s, join(fixtures, 'http-server.cjs'), { host: '198.18.2.2', port: 8080, name: 'site' });
@@ -79,17 +62,7 @@ describe.runIf(run)('client role: stub DNS and gated first connection', () => {
     mkdirSync(netnsEtc, { recursive: true });
     writeFileSync(join(netnsEtc, 'resolv.conf'), 'nameserver 100.100.111.1\n');
 
-    gateway = lab.node(g, join(fixtures, 'tunnel-node.cjs'), {
-      tunnel: {
-        name: 'dnsnat-g',
-        privateKey: kg.privateKey,
-        listen: '0.0.0.0:51820',
-        ipv4: '100.64.0.1',
-        routes: ['100.64.0.2/32'],
-      },
-      peers: [{ publicKey: kc.publicKey, allowedIps: ['100.64.0.2/32'], nat: true }],
-    });
-    await gateway.waitFor((l) => l.ready === true, 10_000, 'gateway ready');
+    gateway = await startNatGateway(lab, g, kg.privateKey, kc.publicKey);
     client = lab.node(c, join(fixtures, 'tunnel-node.cjs'), {
       tunnel: {
         name: 'dnsnat-c',

@@ -64,6 +64,21 @@ describe.runIf(run)('dnsnat end to end', () => {
   function startClient(): JsonLineProcess {
     return lab.node(c, join(fixtures, 'daemon.cjs'), { args: ['client', '-c', join(dir, 'client.yaml')] });
   }
+  async function gatewayReady(what: string): Promise<void> {
+    await until(
+      () => {
+        try {
+          return lab
+            .exec(g, process.execPath, [cli, 'status', '--socket', join(dir, 'gateway.sock')])
+            .includes('gateway');
+        } catch {
+          return false;
+        }
+      },
+      15_000,
+      what,
+    );
+  }
   async function clientReady(): Promise<void> {
     await until(
       () => {
@@ -140,19 +155,7 @@ describe.runIf(run)('dnsnat end to end', () => {
     writeFileSync(join(netnsEtc, 'resolv.conf'), 'nameserver 100.100.111.1\n');
 
     gateway = startGateway();
-    await until(
-      () => {
-        try {
-          return lab
-            .exec(g, process.execPath, [cli, 'status', '--socket', join(dir, 'gateway.sock')])
-            .includes('gateway');
-        } catch {
-          return false;
-        }
-      },
-      15_000,
-      'the gateway daemon',
-    );
+    await gatewayReady('the gateway daemon');
     client = startClient();
     await clientReady();
   }, 60_000);
@@ -302,19 +305,7 @@ describe.runIf(run)('dnsnat end to end', () => {
     gateway.child.kill('SIGTERM');
     await gateway.exited;
     gateway = startGateway();
-    await until(
-      () => {
-        try {
-          return lab
-            .exec(g, process.execPath, [cli, 'status', '--socket', join(dir, 'gateway.sock')])
-            .includes('gateway');
-        } catch {
-          return false;
-        }
-      },
-      15_000,
-      'the restarted gateway',
-    );
+    await gatewayReady('the restarted gateway');
     // The restarted gateway knows no mappings; the next query sets them up again.
     const out = await until(
       () => {

@@ -7,30 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import native from '../../ts/native.js';
 import { type JsonLineProcess, Lab } from '../support/netns.js';
 import { canRunPrivileged } from '../support/privileges.js';
+import { call, counters, fixtures, siteTopology, startNatGateway } from '../support/topology.js';
 
-const fixtures = join(__dirname, '..', 'fixtures');
 const run = canRunPrivileged('gateway NAT integration tests');
-
-type Line = Record<string, unknown>;
-
-async function call(p: JsonLineProcess, method: string, ...args: unknown[]): Promise<unknown> {
-  const before = p.lines.length;
-  p.send({ call: [method, ...args] });
-  const line = await p.waitFor<Line>(
-    (l) => l.call === method && p.lines.indexOf(l) >= before,
-    5000,
-    `${method} result`,
-  );
-  if (line.error) throw new Error(String(line.error));
-  return line.result;
-}
-
-async function counters(p: JsonLineProcess): Promise<Record<string, number>> {
-  const before = p.lines.length;
-  p.send({ counters: true });
-  const line = await p.waitFor<Line>((l) => l.counters !== undefined && p.lines.indexOf(l) >= before);
-  return line.counters as Record<string, number>;
-}
 
 describe.runIf(run)('gateway NAT through the tunnel', () => {
   const lab = new Lab('nat');
@@ -43,16 +22,7 @@ describe.runIf(run)('gateway NAT through the tunnel', () => {
   const kg = native.generateKeypair();
 
   beforeAll(async () => {
-    c = lab.netns('c');
-    g = lab.netns('g');
-    s = lab.netns('s');
-    lab.link(c, ['198.18.0.2/24'], g, ['198.18.0.1/24']);
-    lab.link(g, ['198.18.2.1/24'], s, ['198.18.2.2/24']);
-    lab.exec(g, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-    lab.exec(g, 'nft', [
-      'add table ip dnsnat; add chain ip dnsnat post { type nat hook postrouting priority 100; };' +
-        ' add rule ip dnsnat post ip saddr 100.64.0.0/11 masquerade',
-    ]);
+    ({ c, g, s } = siteTopology(lab));
     const site = lab.node(s, join(fixtures, 'http-server.cjs'), {
       host: '198.18.2.2',
       port: 8080,
@@ -60,17 +30,7 @@ describe.runIf(run)('gateway NAT through the tunnel', () => {
     });
     await site.waitFor((l) => l.ready === true, 10_000, 'site ready');
 
-    gateway = lab.node(g, join(fixtures, 'tunnel-node.cjs'), {
-      tunnel: {
-        name: 'dnsnat-g',
-        privateKey: kg.privateKey,
-        listen: '0.0.0.0:51820',
-        ipv4: '100.64.0.1',
-        routes: ['100.64.0.2/32'],
-      },
-      peers: [{ publicKey: kc.publicKey, allowedIps: ['100.64.0.2/32'], nat: true }],
-    });
-    await gateway.waitFor((l) => l.ready === true, 10_000, 'gateway ready');
+    gateway = await startNatGateway(lab, g, kg.privateKey, kc.publicKey);
     client = lab.node(c, join(fixtures, 'tunnel-node.cjs'), {
       tunnel: { name: 'dnsnat-c', privateKey: kc.privateKey, ipv4: '100.64.0.2', routes: ['100.96.0.0/11'] },
       peers: [
