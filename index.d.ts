@@ -57,6 +57,13 @@ export declare class Tunnel {
   removeMapping(publicKey: string, proxyIp: string): boolean
   /** Live NAT sessions of a NAT peer. */
   natSessions(publicKey: string): number
+  /**
+   * Forgets a peer's WireGuard sessions, so the next packet to it starts a
+   * new handshake at once. For a peer known to have restarted (it said
+   * Goodbye): otherwise WireGuard notices only after its keepalive and
+   * rekey timeouts (about 15 s) that its session is gone.
+   */
+  resetPeer(publicKey: string): boolean
   /** Removes a peer; true if it existed. */
   removePeer(publicKey: string): boolean
   /** Sends a control message (DESIGN §4) to a peer through the tunnel. */

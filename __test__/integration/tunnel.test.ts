@@ -35,18 +35,7 @@ describe.runIf(run)('WireGuard tunnel between two namespaces', () => {
     a = lab.netns('a');
     b = lab.netns('b');
     lab.link(a, ['198.18.0.1/24', '2001:db8::1/64'], b, ['198.18.0.2/24', '2001:db8::2/64']);
-    pb = lab.node(b, fixture, {
-      tunnel: {
-        name: 'dnsnat-b',
-        privateKey: kb.privateKey,
-        listen: '0.0.0.0:51820',
-        ipv4: '100.64.0.2',
-        ipv6: 'fd00:2021:1111::2',
-        routes: ['100.64.0.1/32', 'fd00:2021:1111::1/128'],
-      },
-      // No endpoint: B learns A's address from A's authenticated handshake.
-      peers: [{ publicKey: ka.publicKey, allowedIps: ['100.64.0.1/32', 'fd00:2021:1111::1/128'] }],
-    });
+    pb = lab.node(b, fixture, bOptions());
     await pb.waitFor((l) => l.ready === true, 10_000, 'tunnel B ready');
     pa = lab.node(a, fixture, {
       tunnel: {
@@ -65,6 +54,19 @@ describe.runIf(run)('WireGuard tunnel between two namespaces', () => {
       ],
     });
     await pa.waitFor((l) => l.ready === true, 10_000, 'tunnel A ready');
+  });
+
+  const bOptions = () => ({
+    tunnel: {
+      name: 'dnsnat-b',
+      privateKey: kb.privateKey,
+      listen: '0.0.0.0:51820',
+      ipv4: '100.64.0.2',
+      ipv6: 'fd00:2021:1111::2',
+      routes: ['100.64.0.1/32', 'fd00:2021:1111::1/128'],
+    },
+    // No endpoint: B learns A's address from A's authenticated handshake.
+    peers: [{ publicKey: ka.publicKey, allowedIps: ['100.64.0.1/32', 'fd00:2021:1111::1/128'] }],
   });
 
   afterAll(() => lab.cleanup());
@@ -121,17 +123,30 @@ describe.runIf(run)('WireGuard tunnel between two namespaces', () => {
         name: 'dnsnat-c',
         privateKey: stranger.privateKey,
         ipv4: '100.64.0.3',
-        routes: ['100.64.0.2/32'],
+        routes: ['100.64.0.22/32'],
       },
-      peers: [{ publicKey: kb.publicKey, endpoint: '198.18.0.2:51820', allowedIps: ['100.64.0.2/32'] }],
+      peers: [{ publicKey: kb.publicKey, endpoint: '198.18.0.2:51820', allowedIps: ['100.64.0.22/32'] }],
     });
     await pc.waitFor((l) => l.ready === true);
-    lab.exec(a, 'ping', ['-c', '1', '-W', '1', '-I', 'dnsnat-c', '100.64.0.2'], { allowFail: true });
+    lab.exec(a, 'ping', ['-c', '1', '-W', '1', '-I', 'dnsnat-c', '100.64.0.22'], { allowFail: true });
     const after = await counters(pb);
     expect(after.drop_unknown_peer).toBeGreaterThan(before.drop_unknown_peer ?? 0);
     const c = await counters(pc);
     expect(c.udp_rx_datagrams).toBe(0);
     pc.send({ stop: true });
+  });
+
+  it('after a peer restarts, resetPeer lets traffic flow again at once', async () => {
+    expect(lab.exec(a, 'ping', ['-c', '1', '-W', '3', '100.64.0.2'])).toMatch(/1 received/);
+    pb.send({ stop: true });
+    await pb.exited;
+    pb = lab.node(b, fixture, bOptions());
+    await pb.waitFor((l) => l.ready === true, 10_000, 'tunnel B restarted');
+    // A's session is dead; without a reset WireGuard would notice only after
+    // its keepalive and rekey timeouts (~15 s), long past this ping's 3 s.
+    pa.send({ call: ['resetPeer', kb.publicKey] });
+    await pa.waitFor((l) => l.call === 'resetPeer' && l.result === true);
+    expect(lab.exec(a, 'ping', ['-c', '1', '-W', '3', '100.64.0.2'])).toMatch(/1 received/);
   });
 
   it('stop removes the device and lets the process exit on its own', async () => {

@@ -240,6 +240,9 @@ export async function startClient(
             } else if (m?.type === MessageType.Goodbye) {
               nat.onGatewayLost(gatewayId);
               tunnel?.clearGates(gatewayId, undefined);
+              // It is restarting: the next packet should handshake at once
+              // instead of waiting out WireGuard's timeouts on a dead session.
+              tunnel?.resetPeer(e.peer);
               log.warn({ gateway: gatewayId }, 'gateway said goodbye');
             } else {
               counters.controlIgnored++;

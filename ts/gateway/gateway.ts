@@ -10,6 +10,7 @@
 // whole, a new resolver is built if the nameservers changed, and only then is the policy switched. Any
 // failure on the way leaves the running config untouched. Settings that only a restart can apply (keys,
 // addresses, the device) make a reload fail rather than apply half of a file.
+
 import { execFileSync } from 'node:child_process';
 import { readFileSync, type StatWatcher, unwatchFile, watchFile, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -18,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import type { MappingOptions, PeerOptions, TunnelEvent, TunnelOptions } from '../../index.js';
 import native from '../native.js';
+import { encodeControl, MessageType } from '../protocol/control.js';
 import { ConfigError, type GatewayConfig, loadGatewayConfig, parseGatewayConfig } from './config.js';
 import { parseSocketAddress, TUNNEL_V4, TUNNEL_V6 } from './ip.js';
 import { type MetricFamily, metricName, renderPrometheus } from './metrics.js';
@@ -558,6 +560,20 @@ export async function startGateway(
       const closed = new Promise<void>((r) => srv.close(() => r()));
       srv.closeAllConnections();
       await closed;
+    }
+    // Goodbye lets each connected client reset its WireGuard session with us
+    // at once; after a restart it would otherwise wait out WireGuard's
+    // keepalive and rekey timeouts (~15 s) on a session we no longer have.
+    for (const c of config.clients) {
+      try {
+        tunnel.sendControl(
+          c.publicKey,
+          MessageType.Goodbye,
+          encodeControl({ type: MessageType.Goodbye, body: {} }),
+        );
+      } catch {
+        // a client we never heard from: nothing to tell
+      }
     }
     try {
       tunnel.stop();

@@ -451,6 +451,34 @@ impl Tunnel {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
+    /// Forgets a peer's WireGuard sessions, so the next packet to it starts a
+    /// new handshake at once. For a peer known to have restarted (it said
+    /// Goodbye): otherwise WireGuard notices only after its keepalive and
+    /// rekey timeouts (about 15 s) that its session is gone.
+    #[napi]
+    pub fn reset_peer(&self, public_key: String) -> Result<bool> {
+        let shared = self.shared()?;
+        let key = keys::parse_public(&public_key).map_err(|e| invalid(e.to_string()))?;
+        let Some(peer) = shared.peers().by_key(key.as_bytes()) else {
+            return Ok(false);
+        };
+        let keepalive = {
+            let tunn = peer.tunn.lock().unwrap_or_else(|e| e.into_inner());
+            tunn.persistent_keepalive()
+        };
+        let fresh = Tunn::new(
+            shared.secret.clone(),
+            key,
+            None,
+            keepalive,
+            peer.index,
+            None,
+        );
+        *peer.tunn.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        peer.up.store(false, Ordering::Relaxed);
+        Ok(true)
+    }
+
     /// Removes a peer; true if it existed.
     #[napi]
     pub fn remove_peer(&self, public_key: String) -> Result<bool> {
