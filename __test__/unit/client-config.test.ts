@@ -42,7 +42,7 @@ describe('client.yaml', () => {
     const p = problems({ ...valid, tunnel: { ipv4: 'nope' }, upstreamDns: ['x'], manageDns: 'yes' });
     expect(p).toHaveLength(3);
     expect(p.join('\n')).toMatch(/tunnel\.ipv4: expected an IPv4 address, got "nope"/);
-    expect(p.join('\n')).toMatch(/upstreamDns\[0\]: expected an IP address or ip:port/);
+    expect(p.join('\n')).toMatch(/upstreamDns\[0\]: expected ip or ip:port/);
     expect(p.join('\n')).toMatch(/manageDns: expected boolean/);
   });
 

@@ -1,15 +1,12 @@
-// client.yaml (DESIGN §7): read, validated, normalised. The field names of
-// the design are a contract; `device` and `statusSocket` are optional extras.
-import { readFileSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import {
   base64Key,
-  ConfigError,
   ipAddress,
   ipOrSocketAddress,
   ipv4Address,
   ipv6Address,
+  readPrivateKeyFile,
   readYamlFile,
   socketAddress,
   validate,
@@ -128,18 +125,12 @@ export function parseClientConfig(raw: unknown, options: ClientParseOptions = {}
   const c = validate(schema, raw, source);
   let privateKey = c.privateKey;
   if (privateKey === undefined && c.privateKeyFile !== undefined) {
-    const path = resolvePath(options.baseDir ?? process.cwd(), c.privateKeyFile);
-    let text: string;
-    try {
-      text = (options.readFile ?? ((p) => readFileSync(p, 'utf8')))(path).trim();
-    } catch (e) {
-      throw new ConfigError([`${source}: privateKeyFile: cannot read ${path}: ${(e as Error).message}`]);
-    }
-    const checked = base64Key.safeParse(text);
-    if (!checked.success) {
-      throw new ConfigError([`${source}: privateKeyFile: ${path} does not hold a base64 WireGuard key`]);
-    }
-    privateKey = checked.data;
+    privateKey = readPrivateKeyFile(
+      source,
+      c.privateKeyFile,
+      options.baseDir ?? process.cwd(),
+      options.readFile,
+    );
   }
   return {
     source,

@@ -4,6 +4,7 @@
 // line per problem, all problems at once:
 //   client.yaml: gateways[0].publicKey: expected a base64 WireGuard key (44 characters), got "x"
 import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseIp, parseSocketAddress } from '../gateway/ip.js';
@@ -43,12 +44,12 @@ export const ipv6Address = z.string().refine((s) => parseIp(s)?.family === 6, {
   error: (iss) => `expected an IPv6 address, ${got(iss)}`,
 });
 export const socketAddress = z.string().refine((s) => parseSocketAddress(s) !== undefined, {
-  error: (iss) => `expected host:port (e.g. 10.1.0.1:51820 or [fd00::1]:51820), ${got(iss)}`,
+  error: (iss) => `expected ip:port (or [ipv6]:port), ${got(iss)}`,
 });
 export const ipOrSocketAddress = z
   .string()
   .refine((s) => parseIp(s) !== undefined || parseSocketAddress(s) !== undefined, {
-    error: (iss) => `expected an IP address or ip:port, ${got(iss)}`,
+    error: (iss) => `expected ip or ip:port, ${got(iss)}`,
   });
 
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -74,6 +75,8 @@ export function issueMessage(iss: z.core.$ZodIssue): string {
       if (iss.origin === 'array') return `expected at least ${String(iss.minimum)} entries`;
       if (iss.origin === 'string') return 'expected a non-empty string';
       return `expected a number ${iss.inclusive ? '>=' : '>'} ${String(iss.minimum)}, got ${describeValue(input)}`;
+    case 'invalid_format':
+      return iss.message;
     default:
       return iss.message;
   }
@@ -90,6 +93,29 @@ export function validate<T>(schema: z.ZodType<T>, raw: unknown, source: string):
   );
 }
 
+/**
+ * Reads `privateKeyFile` (relative to `baseDir`) and checks it holds a key;
+ * errors name the config (`source`) and the file.
+ */
+export function readPrivateKeyFile(
+  source: string,
+  file: string,
+  baseDir: string,
+  readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
+): string {
+  const path = resolvePath(baseDir, file);
+  let text: string;
+  try {
+    text = readFile(path).trim();
+  } catch (e) {
+    throw new ConfigError([`${source}: privateKeyFile: cannot read ${path}: ${(e as Error).message}`]);
+  }
+  if (!isWireguardKey(text)) {
+    throw new ConfigError([`${source}: privateKeyFile: ${path} does not hold a base64 WireGuard key`]);
+  }
+  return text;
+}
+
 /** Reads and parses a YAML file; errors name the file (and line, for syntax errors). */
 export function readYamlFile(path: string): unknown {
   let text: string;
@@ -99,7 +125,9 @@ export function readYamlFile(path: string): unknown {
     throw new ConfigError([`${path}: cannot read: ${(e as Error).message}`]);
   }
   try {
-    return parseYaml(text);
+    const raw: unknown = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+    if (raw === null || raw === undefined) throw new Error('the file is empty');
+    return raw;
   } catch (e) {
     throw new ConfigError([`${path}: not valid YAML: ${(e as Error).message.split('\n')[0]}`]);
   }

@@ -9,11 +9,23 @@
 // The field names of DESIGN §7 are a contract; the extra optional fields (`device`, `metrics`, `resolution`)
 // only add knobs with defaults.
 import { readFileSync } from 'node:fs';
-import { dirname, resolve as resolvePath } from 'node:path';
+import { dirname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError } from '../config/fields.js';
-import { isTunnelIp, parseIp, parseSocketAddress } from './ip.js';
+import {
+  base64Key,
+  ConfigError,
+  describeValue as describe,
+  formatPath,
+  ipAddress,
+  ipv4Address as ipv4,
+  ipv6Address as ipv6,
+  issueMessage,
+  ipOrSocketAddress as nameserver,
+  readPrivateKeyFile,
+  socketAddress,
+} from '../config/fields.js';
+import { isTunnelIp, parseIp } from './ip.js';
 import { DomainPattern, PatternError } from './pattern.js';
 
 export type IpStack = 'dual' | 'ipv4' | 'ipv6';
@@ -74,21 +86,6 @@ export const DEFAULT_RESOLUTION: ResolutionConfig = {
   maxQueued: 10_000,
 };
 
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (value === null) return 'null';
-  if (typeof value === 'string') {
-    const s = value.length > 60 ? `${value.slice(0, 57)}...` : value;
-    return JSON.stringify(s);
-  }
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'a mapping';
-  return String(value);
-}
-
-const KEY = /^[A-Za-z0-9+/]{43}=$/;
-const isKey = (s: string) => KEY.test(s) && Buffer.from(s, 'base64').length === 32;
-
 const PORT_RULE = /^(tcp|udp)\/(\d{1,5})(?:-(\d{1,5}))?$/;
 /** The same grammar the native side enforces (crates/dnsnat-node/src/tunnel/ports.rs). */
 export function isPortRule(text: string): boolean {
@@ -103,24 +100,6 @@ export function isPortRule(text: string): boolean {
 
 const got = (iss: { input?: unknown }) => `got ${describe(iss.input)}`;
 
-const base64Key = z.string().refine(isKey, {
-  error: (iss) => `expected a base64 WireGuard key (44 characters), ${got(iss)}`,
-});
-const ipAddress = z.string().refine((s) => parseIp(s) !== undefined, {
-  error: (iss) => `expected an IP address, ${got(iss)}`,
-});
-const ipv4 = z.string().refine((s) => parseIp(s)?.family === 4, {
-  error: (iss) => `expected an IPv4 address, ${got(iss)}`,
-});
-const ipv6 = z.string().refine((s) => parseIp(s)?.family === 6, {
-  error: (iss) => `expected an IPv6 address, ${got(iss)}`,
-});
-const socketAddress = z.string().refine((s) => parseSocketAddress(s) !== undefined, {
-  error: (iss) => `expected ip:port (or [ipv6]:port), ${got(iss)}`,
-});
-const nameserver = z.string().refine((s) => parseIp(s) !== undefined || parseSocketAddress(s) !== undefined, {
-  error: (iss) => `expected ip or ip:port, ${got(iss)}`,
-});
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, {
   error: (iss) => `expected an id (letters, digits, "_", ".", "-"), ${got(iss)}`,
 });
@@ -263,36 +242,6 @@ const schema = z
 
 type RawConfig = z.infer<typeof schema>;
 
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out === '' ? String(p) : `.${String(p)}`;
-  }
-  return out;
-}
-
-function issueMessage(iss: z.core.$ZodIssue): string {
-  const input = (iss as { input?: unknown }).input;
-  switch (iss.code) {
-    case 'invalid_type':
-      if (input === undefined) return `missing (expected ${iss.expected})`;
-      return `expected ${iss.expected}, got ${describe(input)}`;
-    case 'invalid_value':
-      return `expected one of ${iss.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describe(input)}`;
-    case 'unrecognized_keys':
-      return `unknown field${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => JSON.stringify(k)).join(', ')}`;
-    case 'too_small':
-      if (iss.origin === 'array') return `expected at least ${String(iss.minimum)} entries`;
-      if (iss.origin === 'string') return 'expected a non-empty string';
-      return `expected a number ${iss.inclusive ? '>=' : '>'} ${String(iss.minimum)}, got ${describe(input)}`;
-    case 'invalid_format':
-      return iss.message;
-    default:
-      return iss.message;
-  }
-}
-
 export interface ParseOptions {
   /** Name used in messages (a file path); default `gateway config`. */
   source?: string;
@@ -318,17 +267,7 @@ export function parseGatewayConfig(raw: unknown, options: ParseOptions = {}): Ga
   let privateKey = c.privateKey;
   if (privateKey === undefined && c.privateKeyFile !== undefined) {
     const baseDir = options.baseDir ?? (options.source ? dirname(options.source) : process.cwd());
-    const file = resolvePath(baseDir, c.privateKeyFile);
-    let text: string;
-    try {
-      text = (options.readFile ?? ((p: string) => readFileSync(p, 'utf8')))(file);
-    } catch (e) {
-      throw new ConfigError([`${source}: privateKeyFile: cannot read ${file}: ${(e as Error).message}`]);
-    }
-    privateKey = text.trim();
-    if (!isKey(privateKey)) {
-      throw new ConfigError([`${source}: privateKeyFile: ${file} does not hold a base64 WireGuard key`]);
-    }
+    privateKey = readPrivateKeyFile(source, c.privateKeyFile, baseDir, options.readFile);
   }
   const canon = (s: string) => parseIp(s)?.text ?? s;
   const ipv6Text = c.tunnel.ipv6 === undefined ? undefined : canon(c.tunnel.ipv6);
