@@ -1,7 +1,7 @@
 // The product end to end: the real `dnsnat gateway` and `dnsnat client`
 // daemons in their own namespaces, dnsmasq as the site's DNS server, and
 // curl, ping and Node sockets as applications, over IPv4 and IPv6. Root.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -102,6 +102,8 @@ describe.runIf(run)('dnsnat end to end', () => {
     lab.link(g, ['198.18.2.1/24', '2001:db8:2::1/64'], s, ['198.18.2.2/24', '2001:db8:2::2/64']);
     lab.exec(s, 'ip', ['-6', 'route', 'add', 'default', 'via', '2001:db8:2::1']);
     lab.exec(s, 'ip', ['route', 'add', 'default', 'via', '198.18.2.1']);
+    // The client reaches its upstream resolver (dnsmasq at the site) directly.
+    lab.exec(c, 'ip', ['route', 'add', '198.18.2.0/24', 'via', '198.18.0.1']);
 
     const site = lab.node(s, join(fixtures, 'site-node.cjs'), {});
     bigSha = String((await site.waitFor((l) => l.ready === true, 15_000, 'site')).bigSha256);
@@ -317,6 +319,27 @@ describe.runIf(run)('dnsnat end to end', () => {
     );
     expect(out).toContain('hello from site');
   }, 60_000);
+
+  it('SIGHUP reloads the client: a removed resource is forgotten and its names go upstream', async () => {
+    resolve(['x.secret.example']);
+    await until(() => domain('x.secret.example'), 10_000, 'x.secret.example tracked');
+    const yaml = readFileSync(join(dir, 'client.yaml'), 'utf8');
+    writeFileSync(join(dir, 'client.yaml'), yaml.replace(/^ {2}- \{ id: secret.*\n/m, ''));
+    try {
+      client.child.kill('SIGHUP');
+      await until(
+        () => !status().domains.some((d) => d.resourceId === 'secret'),
+        10_000,
+        'secret entries cleared',
+      );
+      // Now an ordinary name: dnsmasq's real answer, not a proxy IP.
+      expect(resolve(['other.secret.example'])['other.secret.example']).toEqual(['198.18.2.2']);
+      expect(domain('app.corp.example')).toBeDefined();
+    } finally {
+      writeFileSync(join(dir, 'client.yaml'), yaml);
+      client.child.kill('SIGHUP');
+    }
+  });
 
   it('a client restart keeps its proxy IPs', async () => {
     const before = resolve(['app.corp.example'])['app.corp.example'];

@@ -152,7 +152,17 @@ function main(argv: string[]): void {
     .description('run the client: stub DNS, tunnel to the gateways, per-domain NAT setup (needs root)')
     .requiredOption('-c, --config <file>', 'client.yaml')
     .action(async (opts: { config: string }) => {
-      await runDaemon('client', () => startClient(opts.config));
+      await runDaemon('client', async () => {
+        const client = await startClient(opts.config);
+        const onHup = () => client.reload();
+        process.on('SIGHUP', onHup);
+        return {
+          async stop() {
+            process.off('SIGHUP', onHup);
+            await client.stop();
+          },
+        };
+      });
     });
 
   program

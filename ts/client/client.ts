@@ -49,10 +49,33 @@ export interface ClientStatus {
 }
 
 export interface RunningClient {
+  /** The configuration in force. */
   readonly config: ClientConfig;
   readonly nat: DnsResourceNat;
   status(): ClientStatus;
+  /**
+   * Applies the resources of a new configuration (the file again, or `next`).
+   * Removed resources lose their entries and buffers at once; anything else
+   * that changed needs a restart and makes the reload fail, keeping the old
+   * configuration.
+   */
+  reload(next?: ClientConfig): { ok: true; removed: string[] } | { ok: false; error: string };
   stop(): Promise<void>;
+}
+
+/** Fields a reload may not change: they shape the device, the keys or the peers. */
+function restartOnlyChanges(a: ClientConfig, b: ClientConfig): string[] {
+  const same = (x: unknown, y: unknown) => JSON.stringify(x) === JSON.stringify(y);
+  const fields = [
+    'privateKey',
+    'tunnel',
+    'device',
+    'gateways',
+    'stateFile',
+    'manageDns',
+    'statusSocket',
+  ] as const;
+  return fields.filter((f) => !same(a[f], b[f]));
 }
 
 const keyId = (k: NatKey) => `${k.gatewayId}\u0000${k.domain}\u0000${k.resourceId}`;
@@ -61,7 +84,7 @@ export async function startClient(
   configOrPath: string | ClientConfig,
   options: ClientStartOptions = {},
 ): Promise<RunningClient> {
-  const config = typeof configOrPath === 'string' ? loadClientConfig(configOrPath) : configOrPath;
+  let config = typeof configOrPath === 'string' ? loadClientConfig(configOrPath) : configOrPath;
   const log = options.logger ?? pino({ name: 'dnsnat-client' });
   const resolvPath = options.resolvConfPath ?? RESOLV_CONF;
   const state: ClientState = readState(config.stateFile);
@@ -83,7 +106,7 @@ export async function startClient(
   const nat = new DnsResourceNat();
   const gatewayByKey = new Map(config.gateways.map((g) => [g.publicKey, g.id]));
   const keyByGateway = new Map(config.gateways.map((g) => [g.id, g.publicKey]));
-  const stackOf = new Map(config.resources.map((r) => [r.id, r.ipStack]));
+  let stackOf = new Map(config.resources.map((r) => [r.id, r.ipStack]));
   const lastChange = new Map<string, number>();
   const counters = { controlDropped: 0, controlIgnored: 0, effectErrors: 0 };
   let timer: NodeJS.Timeout | undefined;
@@ -346,10 +369,48 @@ export async function startClient(
     'client started',
   );
 
+  function reload(next?: ClientConfig): ReturnType<RunningClient['reload']> {
+    let candidate: ClientConfig;
+    try {
+      candidate = next ?? (typeof configOrPath === 'string' ? loadClientConfig(configOrPath) : config);
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'reload rejected; the running configuration stays');
+      return { ok: false, error: (e as Error).message };
+    }
+    const restart = restartOnlyChanges(config, candidate);
+    if (restart.length > 0) {
+      const error = `${candidate.source}: ${restart.join(', ')}: changes need a restart`;
+      log.error({ fields: restart }, 'reload rejected; the running configuration stays');
+      return { ok: false, error };
+    }
+    const kept = new Set(candidate.resources.map((r) => r.id));
+    const removed = config.resources.filter((r) => !kept.has(r.id)).map((r) => r.id);
+    tunnel?.setResources(
+      candidate.resources.map((r) => ({
+        id: r.id,
+        pattern: r.pattern,
+        gateway: r.gateway,
+        ipStack: r.ipStack,
+      })),
+    );
+    for (const id of removed) {
+      nat.onResourceRemoved(id);
+      tunnel?.clearGates(undefined, id);
+    }
+    config = candidate;
+    stackOf = new Map(config.resources.map((r) => [r.id, r.ipStack]));
+    drain();
+    log.info({ resources: config.resources.length, removed }, 'configuration reloaded');
+    return { ok: true, removed };
+  }
+
   return {
-    config,
+    get config() {
+      return config;
+    },
     nat,
     status,
+    reload,
     async stop() {
       if (stopped) return;
       stopped = true;
