@@ -78,6 +78,16 @@ pub struct EventSink {
 }
 
 impl EventSink {
+    /// A sink and the receiving end, without JavaScript (the tests read events here).
+    pub fn channel(counters: Arc<Counters>) -> (EventSink, mpsc::Receiver<TunnelEvent>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (EventSink { tx, counters }, rx)
+    }
+
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
     pub fn push(&self, event: TunnelEvent) {
         if self.tx.try_send(event).is_err() {
             inc(&self.counters.drop_event_queue_full);
@@ -91,7 +101,7 @@ pub fn spawn(
     callback: EventCallback,
     counters: Arc<Counters>,
 ) -> (EventSink, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<TunnelEvent>(QUEUE);
+    let (sink, mut rx) = EventSink::channel(counters);
     let task = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -99,5 +109,5 @@ pub fn spawn(
             callback.call(out, ThreadsafeFunctionCallMode::NonBlocking);
         }
     });
-    (EventSink { tx, counters }, task)
+    (sink, task)
 }

@@ -12,11 +12,12 @@ use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use dnsnat_core::control;
-use dnsnat_core::nat::{ClientNat, MAX_REPLY_LEN, NatEvent, Timestamp, Verdict};
+use dnsnat_core::nat::{ClientNat, MAX_REPLY_LEN, NatConfig, NatEvent, Timestamp, Verdict};
 use tokio::net::UdpSocket;
 
 use super::counters::{Counters, NatDrops, inc};
 use super::events::{EventSink, TunnelEvent};
+use super::io::{Device, Socket};
 use super::peers::{Peer, PeerTable, addresses};
 use crate::client::{ClientRole, is_proxy};
 use dnsnat_core::gate::Admit;
@@ -32,12 +33,12 @@ const TIMER_TICK: Duration = Duration::from_millis(250);
 /// silent that long is reported down.
 const PEER_DOWN_AFTER: Duration = Duration::from_secs(180);
 
-pub struct Shared {
+pub struct Shared<D: Device = tun::AsyncDevice, S: Socket = UdpSocket> {
     pub secret: StaticSecret,
     pub public: PublicKey,
     pub peers: RwLock<PeerTable>,
-    pub socket: UdpSocket,
-    pub device: tun::AsyncDevice,
+    pub socket: S,
+    pub device: D,
     pub counters: Arc<Counters>,
     pub nat_drops: NatDrops,
     pub events: EventSink,
@@ -47,12 +48,87 @@ pub struct Shared {
     pub client: Option<Arc<ClientRole>>,
 }
 
+/// A peer to add, parsed and checked.
+pub struct PeerSpec {
+    pub public_key: PublicKey,
+    pub endpoint: Option<SocketAddr>,
+    pub allowed: Vec<super::cidr::Cidr>,
+    pub keepalive: Option<u16>,
+    /// Gateway role: give this client a NAT of its own.
+    pub nat: bool,
+    /// Client role: the gateway id this peer serves.
+    pub gateway_id: Option<String>,
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a peer lock must not take the whole tunnel down.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Shared {
+impl<D: Device, S: Socket> Shared<D, S> {
+    pub fn new(
+        secret: StaticSecret,
+        socket: S,
+        device: D,
+        events: EventSink,
+        client: Option<Arc<ClientRole>>,
+    ) -> Self {
+        let counters = events.counters().clone();
+        Shared {
+            public: PublicKey::from(&secret),
+            secret,
+            peers: RwLock::new(PeerTable::default()),
+            socket,
+            device,
+            counters,
+            nat_drops: NatDrops::default(),
+            events,
+            origin: Instant::now(),
+            client,
+        }
+    }
+
+    /// Adds a peer, or replaces the one with the same key.
+    pub fn add_peer(&self, spec: PeerSpec) {
+        let nat = spec.nat.then(|| {
+            // The client's tunnel IPs: the host prefixes among its allowed IPs.
+            let hosts: Vec<std::net::IpAddr> = spec
+                .allowed
+                .iter()
+                .filter(|c| c.prefix == if c.addr.is_ipv4() { 32 } else { 128 })
+                .map(|c| c.addr)
+                .collect();
+            Mutex::new(ClientNat::new(NatConfig::default(), &hosts))
+        });
+        if let (Some(client), Some(id)) = (&self.client, &spec.gateway_id) {
+            client
+                .gateways
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.clone(), *spec.public_key.as_bytes());
+        }
+        let mut table = self.peers_mut();
+        let index = table.next_index();
+        let tunn = Tunn::new(
+            self.secret.clone(),
+            spec.public_key,
+            None,
+            spec.keepalive,
+            index,
+            None,
+        );
+        table.insert(Peer {
+            index,
+            public_key: spec.public_key,
+            public_b64: crate::keys::encode(spec.public_key.as_bytes()),
+            allowed: spec.allowed,
+            tunn: Mutex::new(tunn),
+            endpoint: Mutex::new(spec.endpoint),
+            up: std::sync::atomic::AtomicBool::new(false),
+            nat,
+        });
+    }
+
     pub fn peers(&self) -> std::sync::RwLockReadGuard<'_, PeerTable> {
         self.peers.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -164,6 +240,23 @@ impl Shared {
         self.peers().by_key(&public)
     }
 
+    /// Client: sends a key's buffered packets to its gateway, oldest first;
+    /// returns how many went out.
+    pub fn flush_key(&self, client: &ClientRole, id: u32) -> usize {
+        let packets = client.gates().flush(&id);
+        let n = packets.len() as u64;
+        let Some(peer) = self.gateway_peer(client, id) else {
+            client.counters.discarded.fetch_add(n, Ordering::Relaxed);
+            return 0;
+        };
+        let mut out = vec![0u8; MAX_PACKET + WG_OVERHEAD];
+        for p in &packets {
+            self.send_to_peer(&peer, p, &mut out);
+        }
+        client.counters.flushed.fetch_add(n, Ordering::Relaxed);
+        packets.len()
+    }
+
     /// A packet from an application to a proxy IP: through the key's gate to
     /// the gateway that serves the resource.
     fn client_outbound(
@@ -234,7 +327,7 @@ impl Scratch {
 }
 
 /// Device → peers.
-pub async fn tun_to_udp(shared: Arc<Shared>) {
+pub async fn tun_to_udp<D: Device, S: Socket>(shared: Arc<Shared<D, S>>) {
     let mut buf = vec![0u8; MAX_PACKET];
     let mut out = vec![0u8; MAX_PACKET + WG_OVERHEAD];
     loop {
@@ -280,7 +373,7 @@ pub async fn tun_to_udp(shared: Arc<Shared>) {
 }
 
 /// Peers → device.
-pub async fn udp_to_tun(shared: Arc<Shared>) {
+pub async fn udp_to_tun<D: Device, S: Socket>(shared: Arc<Shared<D, S>>) {
     let mut buf = vec![0u8; MAX_PACKET];
     let mut out = vec![0u8; MAX_PACKET + WG_OVERHEAD];
     let mut scratch = Scratch::new();
@@ -338,7 +431,7 @@ pub async fn udp_to_tun(shared: Arc<Shared>) {
 }
 
 /// WireGuard timers for every peer.
-pub async fn timers(shared: Arc<Shared>) {
+pub async fn timers<D: Device, S: Socket>(shared: Arc<Shared<D, S>>) {
     let mut out = vec![0u8; 512];
     let mut tick = tokio::time::interval(TIMER_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

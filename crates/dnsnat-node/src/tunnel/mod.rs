@@ -8,19 +8,21 @@ mod cidr;
 mod counters;
 mod device;
 mod events;
+mod io;
 mod loops;
 mod peers;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use boringtun::noise::Tunn;
-use boringtun::x25519::PublicKey;
 use dnsnat_core::constants::TUN_MTU;
 use dnsnat_core::control::{self, MessageType};
-use dnsnat_core::nat::{ClientNat, Mapping, NatConfig, PortFilter, PortRule};
+use dnsnat_core::nat::{Mapping, PortFilter, PortRule};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::task::JoinHandle;
@@ -37,8 +39,8 @@ use dnsnat_core::constants::{
 };
 use dnsnat_core::dns::{ProxyIpAllocator, Stub, StubOptions};
 use dnsnat_core::gate::GateMode;
-use loops::Shared;
-use peers::{Peer, PeerTable};
+use loops::{PeerSpec, Shared};
+use peers::Peer;
 
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(Status::InvalidArg, msg.into())
@@ -146,7 +148,6 @@ impl Tunnel {
     ) -> Result<Tunnel> {
         let secret =
             keys::parse_private(&options.private_key).map_err(|e| invalid(e.to_string()))?;
-        let public = PublicKey::from(&secret);
         let ipv4: Ipv4Addr = options.ipv4.parse().map_err(|_| {
             invalid(format!(
                 "ipv4: expected an IPv4 address, got '{}'",
@@ -217,18 +218,13 @@ impl Tunnel {
 
         let counters = Arc::new(Counters::default());
         let (events, events_task) = events::spawn(on_events, counters.clone());
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Shared::new(
             secret,
-            public,
-            peers: RwLock::new(PeerTable::default()),
             socket,
             device,
-            counters,
-            nat_drops: counters::NatDrops::default(),
             events,
-            origin: std::time::Instant::now(),
-            client: client.as_ref().map(|(role, _)| role.clone()),
-        });
+            client.as_ref().map(|(role, _)| role.clone()),
+        ));
         let mut tasks = vec![
             tokio::spawn(loops::tun_to_udp(shared.clone())),
             tokio::spawn(loops::udp_to_tun(shared.clone())),
@@ -314,40 +310,13 @@ impl Tunnel {
             })
             .transpose()?
             .filter(|k| *k > 0);
-        let nat = peer.nat.unwrap_or(false).then(|| {
-            let hosts: Vec<IpAddr> = allowed
-                .iter()
-                .filter(|c| c.prefix == if c.addr.is_ipv4() { 32 } else { 128 })
-                .map(|c| c.addr)
-                .collect();
-            Mutex::new(ClientNat::new(NatConfig::default(), &hosts))
-        });
-        if let (Some(client), Some(id)) = (&shared.client, &peer.gateway_id) {
-            client
-                .gateways
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id.clone(), *public_key.as_bytes());
-        }
-        let mut table = shared.peers_mut();
-        let index = table.next_index();
-        let tunn = Tunn::new(
-            shared.secret.clone(),
+        shared.add_peer(PeerSpec {
             public_key,
-            None,
-            keepalive,
-            index,
-            None,
-        );
-        table.insert(Peer {
-            index,
-            public_key,
-            public_b64: keys::encode(public_key.as_bytes()),
+            endpoint,
             allowed,
-            tunn: Mutex::new(tunn),
-            endpoint: Mutex::new(endpoint),
-            up: AtomicBool::new(false),
-            nat,
+            keepalive,
+            nat: peer.nat.unwrap_or(false),
+            gateway_id: peer.gateway_id,
         });
         Ok(())
     }
@@ -550,25 +519,7 @@ impl Tunnel {
         let shared = self.shared()?;
         let client = self.client()?;
         let id = client.key_id(Self::key(gateway_id, domain, resource_id));
-        let packets = client.gates().flush(&id);
-        let n = packets.len();
-        if n > 0 {
-            let Some(peer) = shared.gateway_peer(client, id) else {
-                client
-                    .counters
-                    .discarded
-                    .fetch_add(n as u64, Ordering::Relaxed);
-                return Ok(0);
-            };
-            let mut out = vec![0u8; 65_535 + 32];
-            for p in packets {
-                shared.send_to_peer(&peer, &p, &mut out);
-            }
-            client
-                .counters
-                .flushed
-                .fetch_add(n as u64, Ordering::Relaxed);
-        }
+        let n = shared.flush_key(client, id);
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
