@@ -1,7 +1,7 @@
 // Stub DNS against dnsmasq, with dnsperf, in the dnsnat client's namespace.
 //
-// - dnsnat: the client Tunnel's stub on the sentinel 100.100.111.1, reached through its TUN device (the path
-//   applications take). Names host-<i>.bench.example match the resource *.bench.example (IPv4 only) and are
+// - dnsnat: the client Tunnel's stub on the sentinel 100.100.111.1 (UDP sockets bound to the sentinel, an
+//   address of the TUN device, so the kernel delivers queries locally, as it does for dnsmasq). Names host-<i>.bench.example match the resource *.bench.example (IPv4 only) and are
 //   answered with four proxy IPs each; every query is also reported to JavaScript as a dns-query event.
 // - dnsmasq: on the same namespace's loopback, answering the same names from local records (address=/name/ip,
 //   four addresses per name, like the stub), no upstream, no logging.

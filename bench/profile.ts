@@ -5,11 +5,13 @@
 //   CARGO_TARGET_DIR=/tmp/dnsnat-prof CARGO_PROFILE_RELEASE_STRIP=none \
 //     CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --release -p dnsnat-node
 //   cp /tmp/dnsnat-prof/release/libdnsnat_node.so /tmp/dnsnat-prof.node
-//   npx tsx bench/profile.ts /tmp/dnsnat-prof.node [up|down] [seconds]
+//   npx tsx bench/profile.ts /tmp/dnsnat-prof.node [up|down|dns] [seconds]
 //
+// `dns` profiles the client while dnsperf queries its stub (resource names) instead of running iperf3.
 // (The release profile strips symbols; the copy built above keeps them.) Prints perf's report by thread and
 // by symbol for each process, and leaves the recordings in /tmp/dnsnat-profile-<role>.data.
 import { execFileSync, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { Lab } from '../__test__/support/netns.js';
 import { log, nsExec, sleep } from './lib.js';
 
@@ -45,14 +47,26 @@ async function main(): Promise<void> {
       ),
     );
     await sleep(200);
-    const args = ['-c', path.target, '-t', seconds, ...(direction === 'down' ? ['-R'] : [])];
-    const out = nsExec(path.client, 'iperf3', args, (Number(seconds) + 20) * 1000);
-    log(
-      out
-        .split('\n')
-        .filter((l) => /receiver|sender/.test(l))
-        .join('\n'),
-    );
+    const show = (out: string, re: RegExp) =>
+      log(
+        out
+          .split('\n')
+          .filter((l) => re.test(l))
+          .join('\n'),
+      );
+    if (direction === 'dns') {
+      const queries = '/tmp/dnsnat-profile-queries.txt';
+      writeFileSync(queries, Array.from({ length: 1000 }, (_, i) => `host-${i}.bench.example A\n`).join(''));
+      const perf = ['-s', '100.100.111.1', '-d', queries, '-T', '1', '-c', '4', '-q', '100'];
+      nsExec(path.client, 'dnsperf', [...perf, '-n', '1'], 60_000);
+      show(
+        nsExec(path.client, 'dnsperf', [...perf, '-l', seconds], (Number(seconds) + 20) * 1000),
+        /per second/,
+      );
+    } else {
+      const args = ['-c', path.target, '-t', seconds, ...(direction === 'down' ? ['-R'] : [])];
+      show(nsExec(path.client, 'iperf3', args, (Number(seconds) + 20) * 1000), /receiver|sender/);
+    }
     await Promise.all(recorders.map((r) => new Promise((resolve) => r.on('exit', resolve))));
     for (const role of Object.keys(roles)) {
       const report = (sort: string, extra: string[] = []) =>
