@@ -11,7 +11,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../__test__/support/netns.js';
-import { log, nsExec, pidsIn, rssBytes, sleep } from './lib.js';
+import { log, nsRun, pidsIn, rssBytes, sleep } from './lib.js';
 import { RESOURCE_ZONE } from './topology.js';
 
 export interface DnsperfRun {
@@ -85,7 +85,7 @@ export async function measureDns(
   const servers = { dnsnat: '100.100.111.1', dnsmasq: '127.0.0.1' } as const;
   const rssBefore = rssBytes(clientPid);
   for (const [server, addr] of Object.entries(servers)) {
-    const out = nsExec(ns, 'dnsperf', ['-s', addr, '-d', queries, '-n', '1', ...DNSPERF], 120_000);
+    const out = await nsRun(ns, 'dnsperf', ['-s', addr, '-d', queries, '-n', '1', ...DNSPERF], 120_000);
     const r = parseDnsperf(out);
     log(`dns warm-up ${server}: ${r.completedPercent} % completed, ${r.noerrorPercent} % NOERROR`);
   }
@@ -95,7 +95,7 @@ export async function measureDns(
   const runs: DnsperfRun[] = [];
   for (let round = 0; round < opts.rounds; round++) {
     for (const [server, addr] of Object.entries(servers) as Array<['dnsnat' | 'dnsmasq', string]>) {
-      const out = nsExec(
+      const out = await nsRun(
         ns,
         'dnsperf',
         ['-s', addr, '-d', queries, '-l', String(opts.seconds), ...DNSPERF],

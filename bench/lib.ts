@@ -1,6 +1,6 @@
 // Helpers shared by the benchmark harness: statistics over runs, CPU time of processes, bounded commands in
 // namespaces, and calls into a tunnel daemon (bench/tunnel-daemon.cjs).
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { JsonLineProcess } from '../__test__/support/netns.js';
 
@@ -48,6 +48,27 @@ export function nsExec(ns: string, cmd: string, args: string[], timeoutMs = 60_0
       `${ns}: ${cmd} ${args.join(' ')}: ${err.stderr?.trim() || err.stdout?.trim() || err.message}`,
     );
   }
+}
+
+/**
+ * nsExec without blocking: for the long runs (iperf3, dnsperf), so that a signal handler (Ctrl-C → clean up the
+ * namespaces) runs at once rather than after the command, which a blocked event loop would delay.
+ */
+export function nsRun(ns: string, cmd: string, args: string[], timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'ip',
+      ['netns', 'exec', ns, cmd, ...args],
+      { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err)
+          reject(
+            new Error(`${ns}: ${cmd} ${args.join(' ')}: ${stderr.trim() || stdout.trim() || err.message}`),
+          );
+        else resolve(stdout);
+      },
+    );
+  });
 }
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { Lab } from '../__test__/support/netns.js';
 import native from '../ts/native.js';
-import { call, counters, log, nsExec, rssBytes, sleep } from './lib.js';
+import { call, counters, log, nsExec, nsRun, rssBytes, sleep } from './lib.js';
 import { type DnsnatPath, MTU, SITE } from './topology.js';
 
 const PER_CLIENT = 50_000;
@@ -98,7 +98,7 @@ export async function measureMemory(lab: Lab, path: DnsnatPath): Promise<MemoryR
     for (const [k, [ns, target]] of flooders.entries()) {
       // A port or two may be taken by another socket: 99.9 % is enough.
       if ((have[k] ?? 0) >= (before[k] ?? 0) + PER_CLIENT * 0.999) continue;
-      nsExec(
+      await nsRun(
         ns,
         process.execPath,
         ['-e', FLOOD, target, String(FIRST_PORT), String(FIRST_PORT + PER_CLIENT)],

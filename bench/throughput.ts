@@ -7,7 +7,7 @@
 // machine's busy time per gigabyte, which includes iperf3 itself, the kernel's forwarding and NAT (the only
 // cost of the kernel path) and anything else running at the time.
 
-import { cpuSeconds, log, machineBusySeconds, nsExec, sleep } from './lib.js';
+import { cpuSeconds, log, machineBusySeconds, nsRun, sleep } from './lib.js';
 import type { Path } from './topology.js';
 
 export type Proto = 'tcp' | 'udp';
@@ -36,7 +36,12 @@ interface IperfJson {
   };
 }
 
-function iperf(path: Path, proto: Proto, direction: Direction, seconds: number): Omit<Run, 'round'> {
+async function iperf(
+  path: Path,
+  proto: Proto,
+  direction: Direction,
+  seconds: number,
+): Promise<Omit<Run, 'round'>> {
   const args = ['-c', path.target, '-t', String(seconds), '-J', '--connect-timeout', '5000'];
   if (direction === 'down') args.push('-R');
   // UDP: as fast as the sender can; what counts is what arrives.
@@ -44,7 +49,7 @@ function iperf(path: Path, proto: Proto, direction: Direction, seconds: number):
   const pids = path.daemonPids();
   const cpu0 = pids.reduce((a, p) => a + cpuSeconds(p), 0);
   const m0 = machineBusySeconds();
-  const out = nsExec(path.client, 'iperf3', args, (seconds + 20) * 1000);
+  const out = await nsRun(path.client, 'iperf3', args, (seconds + 20) * 1000);
   const m1 = machineBusySeconds();
   const cpu1 = pids.reduce((a, p) => a + cpuSeconds(p), 0);
   const j = JSON.parse(out) as IperfJson;
@@ -81,7 +86,7 @@ export async function measureThroughput(
     for (const proto of opts.protos) {
       for (const direction of ['up', 'down'] as const) {
         for (const path of paths) {
-          const r = { ...iperf(path, proto, direction, opts.seconds), round };
+          const r = { ...(await iperf(path, proto, direction, opts.seconds)), round };
           log(
             `round ${round + 1} ${proto} ${direction} ${path.name}: ${r.gbitPerSecond.toFixed(2)} Gbit/s` +
               (r.lostPercent === undefined ? '' : ` (lost ${r.lostPercent.toFixed(1)} %)`) +
