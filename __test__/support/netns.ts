@@ -38,11 +38,15 @@ export class JsonLineProcess {
       });
     });
     child.stderr.on('data', (d: Buffer) => this.stderr.push(d.toString()));
+    // A command written while the process exits fails with EPIPE; the test
+    // learns of the exit through `exited` and its waits, not through a crash
+    // of the runner.
+    child.stdin.on('error', () => undefined);
     this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
   }
 
   send(command: unknown): void {
-    this.child.stdin.write(`${JSON.stringify(command)}\n`);
+    if (this.child.stdin.writable) this.child.stdin.write(`${JSON.stringify(command)}\n`);
   }
 
   waitFor<T = Record<string, unknown>>(
