@@ -42,6 +42,9 @@ use dnsnat_core::gate::GateMode;
 use loops::{PeerSpec, Shared};
 use peers::Peer;
 
+/// Send and receive buffer of the tunnel's UDP socket.
+const SOCKET_BUFFER_BYTES: usize = 7 << 20;
+
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(Status::InvalidArg, msg.into())
 }
@@ -205,6 +208,13 @@ impl Tunnel {
         let socket = tokio::net::UdpSocket::bind(listen)
             .await
             .map_err(|e| Error::from_reason(format!("cannot listen on {listen}: {e}")))?;
+        // WireGuard traffic arrives in bursts; with the kernel's default
+        // buffers (~208 KiB) the benchmark saw more than half of a UDP burst
+        // dropped before the loop read it. Ask for what wireguard-go asks
+        // for; the kernel caps it at net.core.[rw]mem_max without an error.
+        let sock = socket2::SockRef::from(&socket);
+        let _ = sock.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+        let _ = sock.set_send_buffer_size(SOCKET_BUFFER_BYTES);
         let local_port = u32::from(socket.local_addr()?.port());
         let device = device::create(&device::DeviceConfig {
             name: &options.name,
