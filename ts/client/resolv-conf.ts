@@ -1,6 +1,6 @@
 // /etc/resolv.conf: where the default upstream comes from, and what
 // `manageDns` points at the sentinel and restores on exit.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 
 export const SENTINEL_V4 = '100.100.111.1';
 export const SENTINEL_V6 = 'fd00:2021:1111:8000:100:100:111:1';
@@ -36,9 +36,20 @@ export function readResolvConf(path = '/etc/resolv.conf'): string {
   }
 }
 
-/** Replaces a file atomically (write beside it, rename over it). */
+/**
+ * Replaces a file atomically (write beside it, rename over it). A file that
+ * is a mount point (resolv.conf in containers, or under `ip netns exec`)
+ * cannot be renamed over (EBUSY); it is then rewritten in place.
+ */
 export function writeAtomically(path: string, text: string): void {
   const tmp = `${path}.dnsnat-tmp`;
   writeFileSync(tmp, text);
-  renameSync(tmp, path);
+  try {
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EBUSY' && code !== 'EXDEV') throw e;
+    writeFileSync(path, text);
+  }
 }
