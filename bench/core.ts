@@ -7,9 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DnsResourceNat } from '../ts/client/dns-resource-nat.js';
 import { log, type Stat, stat } from './lib.js';
-import { NaiveDnsResourceNat } from './naive-dns-resource-nat.js';
+import { domainOf, indexed, MATCH, naive } from './state-machine-population.js';
 
 const root = join(__dirname, '..');
 
@@ -88,29 +87,6 @@ export function measureCore(criterionHome: string): CoreResult {
 }
 
 // ---- The client state machine (ts/client/dns-resource-nat.ts), timed in this process ----
-
-const IPS = ['100.96.0.1', '100.96.0.2', '100.96.0.3', '100.96.0.4'];
-const MATCH = [{ gatewayId: 'gw1', resourceId: 'web', proxyIps: IPS }];
-const domainOf = (i: number) => `host-${i}.corp.example`;
-
-/** n tracked domains, 90 % confirmed and 10 % failed, as in bench/state-machine.bench.ts. */
-function indexed(n: number): DnsResourceNat {
-  const nat = new DnsResourceNat();
-  for (let i = 0; i < n; i++) {
-    nat.onDnsQuery(domainOf(i), MATCH, 0);
-    const status = i % 10 === 9 ? 'inactive' : 'active';
-    nat.onDomainStatus('gw1', { domain: domainOf(i), resourceId: 'web', status, seq: i + 1 }, 0);
-  }
-  while (nat.pollEffect() !== undefined) {}
-  return nat;
-}
-
-function naive(n: number): NaiveDnsResourceNat {
-  const nat = new NaiveDnsResourceNat();
-  for (let i = 0; i < n; i++)
-    nat.seed('gw1', domainOf(i), 'web', IPS, i % 10 === 9 ? 'failed' : 'confirmed', 0);
-  return nat;
-}
 
 /** Operations per second of `op`, in `runs` runs of about `ms` each (after one warm-up run). */
 function opsPerSecond(op: () => void, runs: number, ms: number): Stat {

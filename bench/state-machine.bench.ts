@@ -11,31 +11,9 @@
 // The population: 90 % confirmed, 10 % failed, as on a long-running client; every entry was set up at time 0.
 // Each operation advances a fake clock by 1 ms.
 import { bench, describe } from 'vitest';
-import { DnsResourceNat } from '../ts/client/dns-resource-nat.js';
-import { NaiveDnsResourceNat } from './naive-dns-resource-nat.js';
+import { domainOf, indexed, MATCH, naive } from './state-machine-population.js';
 
 const SIZES = [100, 10_000, 100_000];
-const IPS = ['100.96.0.1', '100.96.0.2', '100.96.0.3', '100.96.0.4'];
-const MATCH = [{ gatewayId: 'gw1', resourceId: 'web', proxyIps: IPS }];
-const domainOf = (i: number) => `host-${i}.corp.example`;
-
-function indexed(n: number): DnsResourceNat {
-  const nat = new DnsResourceNat();
-  for (let i = 0; i < n; i++) {
-    nat.onDnsQuery(domainOf(i), MATCH, 0);
-    const status = i % 10 === 9 ? 'inactive' : 'active';
-    nat.onDomainStatus('gw1', { domain: domainOf(i), resourceId: 'web', status, seq: i + 1 }, 0);
-  }
-  while (nat.pollEffect() !== undefined) {}
-  return nat;
-}
-
-function naive(n: number): NaiveDnsResourceNat {
-  const nat = new NaiveDnsResourceNat();
-  for (let i = 0; i < n; i++)
-    nat.seed('gw1', domainOf(i), 'web', IPS, i % 10 === 9 ? 'failed' : 'confirmed', 0);
-  return nat;
-}
 
 const machines = SIZES.map((n) => ({ n, indexed: indexed(n), naive: naive(n), now: 0 }));
 const label = (n: number) => n.toLocaleString('en-US');
