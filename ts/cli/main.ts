@@ -111,6 +111,7 @@ function main(argv: string[]): void {
     .version(packageVersion(), '-V, --version-short', 'print the package version only')
     .option('-v, --version', 'print the package and native build versions')
     .argument('[command]')
+    .usage('[options] [command]')
     .showHelpAfterError('(add --help for usage)');
 
   program.action((command: string | undefined) => {
