@@ -113,18 +113,8 @@ export function pidsIn(ns: string, comm: string): number[] {
 
 type Line = Record<string, unknown>;
 
-/** Calls a Tunnel method in a daemon and returns its result. */
-export async function call(p: JsonLineProcess, method: string, ...args: unknown[]): Promise<unknown> {
-  const before = p.lines.length;
-  p.send({ call: [method, ...args] });
-  const line = await p.waitFor<Line>(
-    (l) => l.call === method && p.lines.indexOf(l) >= before,
-    10_000,
-    method,
-  );
-  if (line.error) throw new Error(String(line.error));
-  return line.result;
-}
+/** Calls a Tunnel method in a daemon and returns its result (the tests' helper). */
+export { call } from '../__test__/support/topology.js';
 
 export async function counters(
   p: JsonLineProcess,
