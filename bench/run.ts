@@ -3,7 +3,7 @@
 // here is a test assertion. See docs/performance.md for what is measured and how.
 //
 // Knobs (environment): BENCH_ROUNDS (default 5), BENCH_SECONDS per iperf3/dnsperf run (default 5),
-// BENCH_ONLY (comma-separated subset of throughput,dns,memory,core,state-machine), BENCH_NO_WRITE=1,
+// BENCH_ONLY (comma-separated subset of throughput,dns,setup-latency,memory,core,state-machine), BENCH_NO_WRITE=1,
 // BENCH_DNSPERF (dnsperf's load arguments), BENCH_RENDER=<results.json> (only rewrite latest.md from it).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { type CoreResult, measureCore, measureStateMachine, type StateMachineRes
 import { type DnsResult, measureDns } from './dns.js';
 import { log, ratio, type Stat, stat } from './lib.js';
 import { type MemoryResult, measureMemory } from './memory.js';
+import { measureSetupLatency, type SetupLatency } from './setup-latency.js';
 import { measureThroughput, type Proto, type Run } from './throughput.js';
 import {
   dnsnatPath,
@@ -28,7 +29,7 @@ import {
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const ALL = ['throughput', 'dns', 'memory', 'core', 'state-machine'];
+const ALL = ['throughput', 'dns', 'memory', 'core', 'state-machine', 'setup-latency'];
 const ONLY = new Set((process.env.BENCH_ONLY ?? ALL.join(',')).split(',').map((s) => s.trim()));
 const root = join(__dirname, '..');
 
@@ -111,6 +112,7 @@ interface Results {
   };
   core?: CoreResult;
   stateMachine?: StateMachineResult;
+  setupLatency?: SetupLatency;
   errors: string[];
 }
 
@@ -256,6 +258,19 @@ function markdown(r: Results): string {
     }
     lines.push('');
   }
+  if (r.setupLatency) {
+    const l = r.setupLatency;
+    lines.push(
+      `### Connection setup (DNS query for a never-seen name to the first HTTP byte, ${l.names} names per run)`,
+      '',
+    );
+    row('Path', 'p50, ms', 'p99, ms');
+    row('---', '---:', '---:');
+    row('dnsnat (real client and gateway daemons)', fmt(l.dnsnat.p50), fmt(l.dnsnat.p99));
+    row('wireguard-go + DNAT rule installed beforehand', fmt(l.wireguardGo.p50), fmt(l.wireguardGo.p99));
+    row('dnsnat / wireguard-go', `${fmt(l.ratio.p50)}×`, `${fmt(l.ratio.p99)}×`);
+    lines.push('');
+  }
   if (r.memory) {
     const m = r.memory;
     lines.push('### Memory (resident set of the Node process running the Tunnel)', '');
@@ -384,6 +399,11 @@ async function main(): Promise<void> {
     }
   }
 
+  if (ONLY.has('setup-latency')) {
+    await attempt('setup latency', async () => {
+      results.setupLatency = await measureSetupLatency(ROUNDS);
+    });
+  }
   if (ONLY.has('state-machine')) {
     await attempt('state machine', async () => {
       results.stateMachine = measureStateMachine([100, 100_000], Math.max(ROUNDS, 5), 400);
