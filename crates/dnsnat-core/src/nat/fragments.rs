@@ -12,10 +12,10 @@
 //! Entries live a few seconds (the fragments of one datagram travel
 //! together) and are bounded in number, oldest forgotten first.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::recent::Recent;
 use super::time::Timestamp;
 use crate::packet::ip::IpInfo;
 
@@ -40,65 +40,35 @@ impl DatagramKey {
 }
 
 #[derive(Debug)]
-pub(crate) struct Fragments {
-    map: HashMap<DatagramKey, (IpAddr, Timestamp)>,
-    order: VecDeque<(DatagramKey, Timestamp)>,
-    cap: usize,
-    ttl: Duration,
-}
+pub(crate) struct Fragments(Recent<DatagramKey, IpAddr>);
 
 impl Fragments {
     pub fn new(cap: usize, ttl: Duration) -> Fragments {
-        Fragments {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            cap,
-            ttl,
-        }
+        Fragments(Recent::new(cap, ttl))
     }
 
     /// Remembers that later fragments of `key` get address `addr`.
     pub fn insert(&mut self, key: DatagramKey, addr: IpAddr, now: Timestamp) {
-        if self.cap == 0 {
-            return;
-        }
-        self.prune(now);
-        self.map.insert(key, (addr, now));
-        self.order.push_back((key, now));
-        while self.order.len() > self.cap {
-            self.pop_front();
-        }
+        self.0.prune(now);
+        self.0.insert(key, addr, now);
     }
 
     /// The address for a later fragment of `key`, if its first one was seen
     /// recently.
     pub fn get(&self, key: &DatagramKey, now: Timestamp) -> Option<IpAddr> {
-        match self.map.get(key) {
-            Some(&(addr, at)) if now < at + self.ttl => Some(addr),
+        match self.0.get(key) {
+            Some((addr, at)) if self.0.is_fresh(at, now) => Some(*addr),
             _ => None,
         }
     }
 
     pub fn prune(&mut self, now: Timestamp) {
-        while let Some((_, t)) = self.order.front() {
-            if *t + self.ttl > now {
-                break;
-            }
-            self.pop_front();
-        }
-    }
-
-    fn pop_front(&mut self) {
-        if let Some((k, t)) = self.order.pop_front()
-            && self.map.get(&k).is_some_and(|(_, at)| *at == t)
-        {
-            self.map.remove(&k);
-        }
+        self.0.prune(now);
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.0.len()
     }
 }
 

@@ -64,6 +64,7 @@ mod key;
 mod mapping;
 mod outbound;
 mod rate_limit;
+mod recent;
 mod session;
 mod table;
 mod time;

@@ -4,76 +4,44 @@
 //! Either way such a packet is dropped (it is never forwarded untranslated),
 //! but telling "a server still talking to a session we closed" apart from
 //! "traffic that never had a session" is what makes the counters useful when
-//! an idle limit is too short. The memory is bounded twice: by count (oldest
-//! forgotten first) and by age.
+//! an idle limit is too short. The memory is bounded by count and by age
+//! (`recent.rs`).
 
-use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use super::key::OutsideKey;
+use super::recent::Recent;
 use super::time::Timestamp;
 
 #[derive(Debug)]
-pub(crate) struct Tombstones {
-    map: HashMap<OutsideKey, Timestamp>,
-    /// Insertion order; may hold entries the map has since dropped or
-    /// refreshed, recognised by their timestamp.
-    order: VecDeque<(OutsideKey, Timestamp)>,
-    cap: usize,
-    ttl: Duration,
-}
+pub(crate) struct Tombstones(Recent<OutsideKey, ()>);
 
 impl Tombstones {
     pub fn new(cap: usize, ttl: Duration) -> Tombstones {
-        Tombstones {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            cap,
-            ttl,
-        }
+        Tombstones(Recent::new(cap, ttl))
     }
 
     pub fn insert(&mut self, key: OutsideKey, now: Timestamp) {
-        if self.cap == 0 {
-            return;
-        }
-        self.map.insert(key, now);
-        self.order.push_back((key, now));
-        while self.order.len() > self.cap {
-            self.pop_front();
-        }
+        self.0.insert(key, (), now);
     }
 
     pub fn contains(&self, key: &OutsideKey) -> bool {
-        self.map.contains_key(key)
+        self.0.get(key).is_some()
     }
 
     /// Forgets `key` (a new session now owns it).
     pub fn remove(&mut self, key: &OutsideKey) {
-        self.map.remove(key);
+        self.0.remove(key);
     }
 
     /// Forgets what is older than the time to live.
     pub fn prune(&mut self, now: Timestamp) {
-        while let Some((_, t)) = self.order.front() {
-            if *t + self.ttl > now {
-                break;
-            }
-            self.pop_front();
-        }
-    }
-
-    fn pop_front(&mut self) {
-        if let Some((k, t)) = self.order.pop_front()
-            && self.map.get(&k) == Some(&t)
-        {
-            self.map.remove(&k);
-        }
+        self.0.prune(now);
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.0.len()
     }
 }
 
