@@ -22,6 +22,12 @@ counters! {
     tun_tx_packets,
     udp_rx_datagrams,
     udp_tx_datagrams,
+    // System calls, to read against the packets above: with offloads and
+    // GSO/GRO one call carries many packets.
+    tun_rx_reads,
+    tun_tx_batches,
+    udp_rx_reads,
+    udp_tx_sends,
     control_rx,
     control_tx,
     drop_no_peer_for_destination,
@@ -30,6 +36,9 @@ counters! {
     drop_source_not_allowed,
     drop_control_malformed,
     drop_send_error,
+    drop_send_full,
+    drop_oversized,
+    drop_tun_read_error,
     drop_tun_write_error,
     drop_event_queue_full,
     nat_forwarded_out,
@@ -66,4 +75,8 @@ impl NatDrops {
 
 pub fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
 }

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::counters::{Counters, inc};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Events queued before the loops start dropping them.
 const QUEUE: usize = 4096;
@@ -71,27 +72,55 @@ impl TunnelEvent {
 
 pub type EventCallback = ThreadsafeFunction<Vec<TunnelEvent>, (), Vec<TunnelEvent>, Status, false>;
 
+/// The kinds the client's stub pushes; every other event may change the
+/// state machine's entries (see [`EventSink::others_pushed`]).
+const STUB_KINDS: [&str; 3] = ["dns-query", "queries-seen", "proxy-ips-exhausted"];
+
 #[derive(Clone)]
 pub struct EventSink {
     tx: mpsc::Sender<TunnelEvent>,
     counters: Arc<Counters>,
+    others: Arc<AtomicU64>,
 }
 
 impl EventSink {
     /// A sink and the receiving end, without JavaScript (the tests read events here).
     pub fn channel(counters: Arc<Counters>) -> (EventSink, mpsc::Receiver<TunnelEvent>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        (EventSink { tx, counters }, rx)
+        let others = Arc::new(AtomicU64::new(0));
+        (
+            EventSink {
+                tx,
+                counters,
+                others,
+            },
+            rx,
+        )
     }
 
     pub fn counters(&self) -> &Arc<Counters> {
         &self.counters
     }
 
-    pub fn push(&self, event: TunnelEvent) {
+    /// How many events other than the stub's were queued so far (control
+    /// messages, peers, pending traffic): the client's stub reports a repeated
+    /// DNS query again once this moves (DESIGN §3.1).
+    pub fn others_pushed(&self) -> Arc<AtomicU64> {
+        self.others.clone()
+    }
+
+    /// Queues an event; false when the queue was full and it was dropped.
+    pub fn push(&self, event: TunnelEvent) -> bool {
+        if !STUB_KINDS.contains(&event.kind.as_str()) {
+            // Counted before the event is queued: a stub batch taken after
+            // this sees the change and lets nothing that follows it be held back.
+            self.others.fetch_add(1, Ordering::SeqCst);
+        }
         if self.tx.try_send(event).is_err() {
             inc(&self.counters.drop_event_queue_full);
+            return false;
         }
+        true
     }
 }
 

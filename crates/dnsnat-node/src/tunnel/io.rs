@@ -1,47 +1,342 @@
 //! The two things a tunnel's loops do I/O on, as traits: the TUN device and
-//! the UDP socket. The real ones are `tun::AsyncDevice` and tokio's
-//! `UdpSocket`; the tests drive the very same loops over in-memory fakes, so
-//! the packet logic of both roles is tested without root or a kernel.
+//! the UDP socket, both moving packets in batches. The real ones are a
+//! `tun-rs` device with offloads and a UDP socket driven by `quinn-udp`; the
+//! tests drive the very same loops over in-memory fakes, so the packet logic
+//! of both roles is tested without root or a kernel.
+//!
+//! Why batches: a profile of the per-packet loops showed three quarters of
+//! the time in the kernel, one system call and often one wakeup per packet
+//! (docs/performance.md). With offloads the kernel hands the TUN reader a
+//! whole TCP burst (up to 64 KiB) in one read, `tun-rs` splits it into
+//! MTU-sized IP packets, and the writer coalesces consecutive segments of a
+//! flow back into one write; on the socket one `sendmsg` carries many
+//! same-sized datagrams (UDP GSO) and one `recvmmsg` returns many (UDP GRO).
 
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 
+use tokio::io::Interest;
+use tun_rs::{GROTable, VIRTIO_NET_HDR_LEN};
+
+/// Bytes kept free in front of every packet written to the device: the
+/// virtio-net header a TUN device with offloads expects before each write.
+pub const HEADROOM: usize = VIRTIO_NET_HDR_LEN;
+/// Packets in one device batch: more than a 64 KiB TSO burst splits into at
+/// the smallest MTU (65,535 / 1,240 bytes of payload ≈ 53).
+pub const DEVICE_BATCH: usize = tun_rs::IDEAL_BATCH_SIZE;
+/// Buffers per `recvmmsg`; each holds one GRO super-datagram of ≤ 64 KiB.
+pub const SOCKET_BATCH: usize = 16;
+/// Largest UDP payload, and so the largest GRO super-datagram the kernel
+/// builds; a smaller receive buffer would truncate one.
+const MAX_UDP: usize = 65_535;
+
+/// IP packets read from the device in one go.
+pub struct DeviceRx {
+    /// The raw read: the virtio header and up to 64 KiB of (super-)packet.
+    raw: Vec<u8>,
+    bufs: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+    count: usize,
+}
+
+impl DeviceRx {
+    /// `mtu`: the largest packet a single read can return without offloads.
+    pub fn new(mtu: usize) -> DeviceRx {
+        DeviceRx {
+            raw: vec![0u8; HEADROOM + MAX_UDP],
+            bufs: vec![vec![0u8; mtu]; DEVICE_BATCH],
+            sizes: vec![0; DEVICE_BATCH],
+            count: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn packet_mut(&mut self, i: usize) -> &mut [u8] {
+        &mut self.bufs[i][..self.sizes[i]]
+    }
+
+    /// For devices without offloads (the tests' fake): start a batch.
+    #[cfg(test)]
+    pub fn clear(&mut self) {
+        self.count = 0;
+    }
+
+    /// Adds a packet; false when the batch is full or the packet too big.
+    #[cfg(test)]
+    pub fn push(&mut self, packet: &[u8]) -> bool {
+        let Some(buf) = self.bufs.get_mut(self.count) else {
+            return false;
+        };
+        let Some(dst) = buf.get_mut(..packet.len()) else {
+            return false;
+        };
+        dst.copy_from_slice(packet);
+        self.sizes[self.count] = packet.len();
+        self.count += 1;
+        true
+    }
+}
+
+/// IP packets to write to the device, each behind `HEADROOM` free bytes.
+pub struct DeviceTx {
+    bufs: Vec<Vec<u8>>,
+    count: usize,
+    /// Capacity of one packet.
+    capacity: usize,
+    gro: GROTable,
+}
+
+impl DeviceTx {
+    pub fn new(capacity: usize) -> DeviceTx {
+        DeviceTx {
+            bufs: (0..DEVICE_BATCH)
+                .map(|_| vec![0u8; HEADROOM + capacity])
+                .collect(),
+            count: 0,
+            capacity,
+            gro: GROTable::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Room for one packet.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.count == self.bufs.len()
+    }
+
+    /// Room for the next packet (`capacity` bytes). Call `commit` to keep
+    /// what was written there; otherwise the next call reuses it.
+    pub fn next_mut(&mut self) -> &mut [u8] {
+        let b = &mut self.bufs[self.count];
+        // A write may have grown or shrunk the buffer (coalescing appends the
+        // payload of later segments to the first one of a flow).
+        b.resize(HEADROOM + self.capacity, 0);
+        &mut b[HEADROOM..]
+    }
+
+    /// Keeps `len` bytes of the packet `next_mut` returned, starting at
+    /// `start` within it.
+    pub fn commit(&mut self, start: usize, len: usize) {
+        let b = &mut self.bufs[self.count];
+        if start != 0 {
+            b.copy_within(HEADROOM + start..HEADROOM + start + len, HEADROOM);
+        }
+        b.truncate(HEADROOM + len);
+        self.count += 1;
+    }
+
+    /// The packet most recently committed, to change before it is written.
+    pub fn last_mut(&mut self) -> Option<&mut [u8]> {
+        let i = self.count.checked_sub(1)?;
+        Some(&mut self.bufs[i][HEADROOM..])
+    }
+
+    /// Forgets the packet most recently committed.
+    pub fn uncommit(&mut self) {
+        self.count = self.count.saturating_sub(1);
+    }
+
+    #[cfg(test)]
+    pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
+        self.bufs[..self.count].iter().map(|b| &b[HEADROOM..])
+    }
+
+    pub fn clear(&mut self) {
+        self.count = 0;
+    }
+}
+
+/// Datagrams received from the socket in one go. A buffer may hold several
+/// datagrams of `stride` bytes each (the last one may be shorter).
+pub struct SocketRx {
+    bufs: Vec<Vec<u8>>,
+    meta: Vec<quinn_udp::RecvMeta>,
+    count: usize,
+}
+
+impl Default for SocketRx {
+    fn default() -> Self {
+        SocketRx {
+            bufs: vec![vec![0u8; MAX_UDP]; SOCKET_BATCH],
+            meta: vec![quinn_udp::RecvMeta::default(); SOCKET_BATCH],
+            count: 0,
+        }
+    }
+}
+
+impl SocketRx {
+    /// Every datagram, with its sender.
+    pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+        self.bufs[..self.count]
+            .iter()
+            .zip(&self.meta)
+            .flat_map(|(buf, m)| {
+                let stride = if m.stride == 0 {
+                    m.len.max(1)
+                } else {
+                    m.stride
+                };
+                buf[..m.len.min(buf.len())]
+                    .chunks(stride)
+                    .map(move |d| (d, unmap(m.addr)))
+            })
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// For the tests' fake socket: start a batch.
+    #[cfg(test)]
+    pub fn clear(&mut self) {
+        self.count = 0;
+    }
+
+    /// Adds datagrams of `stride` bytes each (the last one may be shorter)
+    /// from one sender, as GRO delivers them; false when the batch is full.
+    #[cfg(test)]
+    pub fn push(&mut self, datagrams: &[u8], stride: usize, from: SocketAddr) -> bool {
+        let Some(buf) = self.bufs.get_mut(self.count) else {
+            return false;
+        };
+        buf[..datagrams.len()].copy_from_slice(datagrams);
+        let mut m = quinn_udp::RecvMeta::default();
+        m.addr = from;
+        m.len = datagrams.len();
+        m.stride = stride;
+        self.meta[self.count] = m;
+        self.count += 1;
+        true
+    }
+}
+
+/// A dual-stack socket reports IPv4 senders as IPv4-mapped IPv6 addresses;
+/// peers' endpoints are compared and shown as plain IPv4.
+fn unmap(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
 pub trait Device: Send + Sync + 'static {
-    /// Reads one IP packet.
-    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send;
-    /// Writes one IP packet.
-    fn send(&self, packet: &[u8]) -> impl Future<Output = io::Result<usize>> + Send;
+    /// Reads one or more IP packets into `rx` (waits for at least one).
+    fn recv_batch(&self, rx: &mut DeviceRx) -> impl Future<Output = io::Result<()>> + Send;
+    /// Writes every packet of `tx`; on an error the others are still written.
+    fn send_batch(&self, tx: &mut DeviceTx) -> impl Future<Output = io::Result<()>> + Send;
 }
 
 pub trait Socket: Send + Sync + 'static {
-    fn recv_from(
-        &self,
-        buf: &mut [u8],
-    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send;
-    /// Never waits: a full buffer is an error the caller counts as a drop.
-    fn try_send_to(&self, datagram: &[u8], to: SocketAddr) -> io::Result<usize>;
+    /// Receives one or more datagrams into `rx` (waits for at least one).
+    fn recv_batch(&self, rx: &mut SocketRx) -> impl Future<Output = io::Result<()>> + Send;
+    /// Sends `datagrams`: consecutive datagrams of `segment` bytes, the last
+    /// one possibly shorter, all to `to`. Never waits: a full buffer is an
+    /// error the caller counts as a drop.
+    fn try_send_segments(&self, datagrams: &[u8], segment: usize, to: SocketAddr)
+    -> io::Result<()>;
+    /// How many datagrams one `try_send_segments` may carry.
+    fn max_segments(&self) -> usize;
 }
 
-impl Device for tun::AsyncDevice {
-    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send {
-        tun::AsyncDevice::recv(self, buf)
+impl Device for tun_rs::AsyncDevice {
+    async fn recv_batch(&self, rx: &mut DeviceRx) -> io::Result<()> {
+        let DeviceRx {
+            raw,
+            bufs,
+            sizes,
+            count,
+        } = rx;
+        *count = self.recv_multiple(raw, bufs, sizes, 0).await?;
+        Ok(())
     }
 
-    fn send(&self, packet: &[u8]) -> impl Future<Output = io::Result<usize>> + Send {
-        tun::AsyncDevice::send(self, packet)
+    async fn send_batch(&self, tx: &mut DeviceTx) -> io::Result<()> {
+        let DeviceTx {
+            bufs, count, gro, ..
+        } = tx;
+        self.send_multiple(gro, &mut bufs[..*count], HEADROOM)
+            .await
+            .map(|_| ())
     }
 }
 
-impl Socket for tokio::net::UdpSocket {
-    fn recv_from(
-        &self,
-        buf: &mut [u8],
-    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send {
-        tokio::net::UdpSocket::recv_from(self, buf)
+/// The tunnel's UDP socket with the state `quinn-udp` keeps for it (whether
+/// GSO works, how many GRO segments to expect).
+pub struct UdpTransport {
+    io: tokio::net::UdpSocket,
+    state: quinn_udp::UdpSocketState,
+    /// Bound to an IPv6 address (`[::]`): IPv4 peers are sent to as mapped.
+    v6: bool,
+}
+
+impl UdpTransport {
+    /// Takes a bound socket; turns on GRO where the kernel has it.
+    pub fn new(io: tokio::net::UdpSocket) -> io::Result<UdpTransport> {
+        let state = quinn_udp::UdpSocketState::new((&io).into())?;
+        let v6 = io.local_addr()?.is_ipv6();
+        Ok(UdpTransport { io, state, v6 })
     }
 
-    fn try_send_to(&self, datagram: &[u8], to: SocketAddr) -> io::Result<usize> {
-        tokio::net::UdpSocket::try_send_to(self, datagram, to)
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.local_addr()
+    }
+}
+
+impl Socket for UdpTransport {
+    async fn recv_batch(&self, rx: &mut SocketRx) -> io::Result<()> {
+        let SocketRx { bufs, meta, count } = rx;
+        *count = self
+            .io
+            .async_io(Interest::READABLE, || {
+                let mut slices: Vec<IoSliceMut<'_>> =
+                    bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+                self.state.recv((&self.io).into(), &mut slices, meta)
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn try_send_segments(
+        &self,
+        datagrams: &[u8],
+        segment: usize,
+        to: SocketAddr,
+    ) -> io::Result<()> {
+        // A socket bound to `[::]` sends to IPv4 peers as mapped addresses.
+        let destination = match to {
+            SocketAddr::V4(v4) if self.v6 => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+            }
+            _ => to,
+        };
+        let transmit = quinn_udp::Transmit {
+            destination,
+            ecn: None,
+            contents: datagrams,
+            segment_size: (datagrams.len() > segment).then_some(segment),
+            src_ip: None,
+        };
+        self.io.try_io(Interest::WRITABLE, || {
+            self.state.try_send((&self.io).into(), &transmit)
+        })
+    }
+
+    fn max_segments(&self) -> usize {
+        self.state.max_gso_segments()
     }
 }

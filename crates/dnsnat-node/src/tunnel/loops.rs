@@ -13,27 +13,25 @@ use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use dnsnat_core::control;
 use dnsnat_core::nat::{ClientNat, MAX_REPLY_LEN, NatConfig, NatEvent, Timestamp, Verdict};
-use tokio::net::UdpSocket;
 
-use super::counters::{Counters, NatDrops, inc};
+use super::counters::{Counters, NatDrops, add, inc};
 use super::events::{EventSink, TunnelEvent};
-use super::io::{Device, Socket};
+use super::io::{Device, DeviceRx, DeviceTx, Socket, SocketRx, UdpTransport};
+use super::outbox::Outbox;
 use super::peers::{Peer, PeerTable, addresses};
 use crate::client::{ClientRole, is_proxy};
 use dnsnat_core::gate::Admit;
 
-/// Largest IP packet read from the device or a datagram from the socket.
-const MAX_PACKET: usize = 65_535;
-/// WireGuard's data overhead (header + tag); also the minimum 148-byte
-/// handshake buffer boringtun requires is far below `MAX_PACKET`.
-const WG_OVERHEAD: usize = 32;
+/// Smallest room for a packet from a peer: a peer whose MTU is larger than
+/// ours may still send up to a full Ethernet frame's worth.
+const MIN_PACKET_ROOM: usize = 1_500;
 /// How often boringtun's timers run (handshake retries, keepalives, rekeys).
 const TIMER_TICK: Duration = Duration::from_millis(250);
 /// WireGuard rejects a session after 180 s without a new handshake; a peer
 /// silent that long is reported down.
 const PEER_DOWN_AFTER: Duration = Duration::from_secs(180);
 
-pub struct Shared<D: Device = tun::AsyncDevice, S: Socket = UdpSocket> {
+pub struct Shared<D: Device = tun_rs::AsyncDevice, S: Socket = UdpTransport> {
     pub secret: StaticSecret,
     pub public: PublicKey,
     pub peers: RwLock<PeerTable>,
@@ -46,6 +44,8 @@ pub struct Shared<D: Device = tun::AsyncDevice, S: Socket = UdpSocket> {
     pub origin: Instant,
     /// The client role: stub DNS and per-key gates.
     pub client: Option<Arc<ClientRole>>,
+    /// The device's MTU: the largest packet one read returns without offloads.
+    pub mtu: usize,
 }
 
 /// A peer to add, parsed and checked.
@@ -72,6 +72,7 @@ impl<D: Device, S: Socket> Shared<D, S> {
         device: D,
         events: EventSink,
         client: Option<Arc<ClientRole>>,
+        mtu: usize,
     ) -> Self {
         let counters = events.counters().clone();
         Shared {
@@ -85,6 +86,7 @@ impl<D: Device, S: Socket> Shared<D, S> {
             events,
             origin: Instant::now(),
             client,
+            mtu,
         }
     }
 
@@ -137,29 +139,45 @@ impl<D: Device, S: Socket> Shared<D, S> {
         self.peers.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Sends one datagram now (timers).
     fn send(&self, datagram: &[u8], to: Option<SocketAddr>) {
         let Some(to) = to else {
-            inc(&self.counters.drop_send_error);
-            return;
+            return inc(&self.counters.drop_send_error);
         };
-        // Non-blocking: a full socket buffer drops like a full link would,
-        // instead of stalling the loop (and every other peer) behind it.
-        match self.socket.try_send_to(datagram, to) {
-            Ok(_) => inc(&self.counters.udp_tx_datagrams),
+        match self.socket.try_send_segments(datagram, datagram.len(), to) {
+            Ok(()) => {
+                inc(&self.counters.udp_tx_datagrams);
+                inc(&self.counters.udp_tx_sends);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                inc(&self.counters.drop_send_full)
+            }
             Err(_) => inc(&self.counters.drop_send_error),
         }
     }
 
-    /// Encrypts `packet` for `peer` and sends it (or starts a handshake and
+    /// Encrypts one packet for `peer` and sends it now (commands).
+    pub fn send_to_peer(&self, peer: &Peer, packet: &[u8]) {
+        let mut outbox = Outbox::default();
+        self.seal(peer, packet, &mut outbox);
+        outbox.flush(&self.socket, &self.counters);
+    }
+
+    /// Encrypts `packet` for `peer` into `outbox` (or starts a handshake and
     /// lets boringtun queue the packet until it completes).
-    pub fn send_to_peer(&self, peer: &Peer, packet: &[u8], out: &mut [u8]) {
+    pub fn seal(&self, peer: &Peer, packet: &[u8], outbox: &mut Outbox) {
         let endpoint = peer.endpoint();
         let mut tunn = lock(&peer.tunn);
-        match tunn.encapsulate(packet, out) {
-            TunnResult::WriteToNetwork(datagram) => self.send(datagram, endpoint),
-            TunnResult::Err(_) => inc(&self.counters.drop_send_error),
-            _ => {}
-        }
+        outbox.push(&self.socket, &self.counters, endpoint, |dst| {
+            match tunn.encapsulate(packet, dst) {
+                TunnResult::WriteToNetwork(datagram) => Some(datagram.len()),
+                TunnResult::Err(_) => {
+                    inc(&self.counters.drop_send_error);
+                    None
+                }
+                _ => None,
+            }
+        });
     }
 
     fn peer_for_datagram(&self, datagram: &[u8]) -> Option<Arc<Peer>> {
@@ -190,10 +208,12 @@ impl<D: Device, S: Socket> Shared<D, S> {
         Timestamp::from(self.origin.elapsed())
     }
 
-    /// A decrypted packet from `peer`: a control message goes to JavaScript;
-    /// anything else, if cryptokey routing allows its source, through the
-    /// peer's NAT (gateway) or as it is (client) to the device.
-    async fn deliver(&self, peer: &Peer, packet: &mut [u8], scratch: &mut Scratch) {
+    /// The packet last committed to `tx`, decrypted from `peer`: a control
+    /// message goes to JavaScript; anything else, if cryptokey routing allows
+    /// its source, through the peer's NAT (gateway) or as it is (client) to
+    /// the device. What must not reach the device is taken back out of `tx`.
+    fn deliver(&self, peer: &Peer, tx: &mut DeviceTx, scratch: &mut Scratch) {
+        let Some(packet) = tx.last_mut() else { return };
         if control::is_control(packet) {
             match control::parse(packet) {
                 Ok(msg) => {
@@ -206,31 +226,36 @@ impl<D: Device, S: Socket> Shared<D, S> {
                 }
                 Err(_) => inc(&self.counters.drop_control_malformed),
             }
-            return;
+            return tx.uncommit();
         }
         match addresses(packet) {
             Some((src, _)) if peer.allows_source(src) => {}
-            Some(_) => return inc(&self.counters.drop_source_not_allowed),
-            None => return inc(&self.counters.drop_invalid_datagram),
+            Some(_) => {
+                inc(&self.counters.drop_source_not_allowed);
+                return tx.uncommit();
+            }
+            None => {
+                inc(&self.counters.drop_invalid_datagram);
+                return tx.uncommit();
+            }
         }
         if let Some(nat) = &peer.nat {
             let verdict = lock(nat).translate_outbound(packet, self.now());
             self.drain_nat_events(peer, nat);
             match verdict {
                 Verdict::Forward => inc(&self.counters.nat_forwarded_out),
-                Verdict::Drop(reason) => return self.nat_drops.record(reason),
+                Verdict::Drop(reason) => {
+                    self.nat_drops.record(reason);
+                    tx.uncommit();
+                }
                 Verdict::Reply(error) => {
                     if let Some(n) = error.write(packet, &mut scratch.reply) {
                         inc(&self.counters.nat_icmp_errors_sent);
-                        self.send_to_peer(peer, &scratch.reply[..n], &mut scratch.wire);
+                        self.seal(peer, &scratch.reply[..n], &mut scratch.outbox);
                     }
-                    return;
+                    tx.uncommit();
                 }
             }
-        }
-        match self.device.send(packet).await {
-            Ok(_) => inc(&self.counters.tun_tx_packets),
-            Err(_) => inc(&self.counters.drop_tun_write_error),
         }
     }
 
@@ -249,10 +274,11 @@ impl<D: Device, S: Socket> Shared<D, S> {
             client.counters.discarded.fetch_add(n, Ordering::Relaxed);
             return 0;
         };
-        let mut out = vec![0u8; MAX_PACKET + WG_OVERHEAD];
+        let mut outbox = Outbox::default();
         for p in &packets {
-            self.send_to_peer(&peer, p, &mut out);
+            self.seal(&peer, p, &mut outbox);
         }
+        outbox.flush(&self.socket, &self.counters);
         client.counters.flushed.fetch_add(n, Ordering::Relaxed);
         packets.len()
     }
@@ -264,7 +290,7 @@ impl<D: Device, S: Socket> Shared<D, S> {
         client: &ClientRole,
         dst: std::net::IpAddr,
         packet: &[u8],
-        out: &mut [u8],
+        outbox: &mut Outbox,
     ) {
         let Some(id) = client.route(dst) else {
             return inc(&client.counters.drop_unknown_proxy_ip);
@@ -274,7 +300,7 @@ impl<D: Device, S: Socket> Shared<D, S> {
         };
         let admit = client.gates().admit(&id, packet);
         match admit {
-            Admit::Pass => self.send_to_peer(&peer, packet, out),
+            Admit::Pass => self.seal(&peer, packet, outbox),
             Admit::Buffered { dropped_oldest, .. } => {
                 inc(&client.counters.buffered);
                 if dropped_oldest {
@@ -313,120 +339,176 @@ impl<D: Device, S: Socket> Shared<D, S> {
 pub struct Scratch {
     /// Generated ICMP errors.
     reply: Vec<u8>,
-    /// Encrypted output.
-    wire: Vec<u8>,
+    /// Datagrams to peers: handshake answers, ICMP errors.
+    outbox: Outbox,
 }
 
 impl Scratch {
     fn new() -> Scratch {
         Scratch {
             reply: vec![0u8; MAX_REPLY_LEN],
-            wire: vec![0u8; MAX_PACKET + WG_OVERHEAD],
+            outbox: Outbox::default(),
         }
+    }
+}
+
+/// A read error that ends nothing: the device gave us one bad packet (a
+/// malformed offload header, a packet larger than the buffer).
+fn is_bad_packet(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Other
+    )
+}
+
+impl<D: Device, S: Socket> Shared<D, S> {
+    /// A packet an application (client) or a server (gateway) sent into the
+    /// device: to the peer that routes its destination, through the gate
+    /// (client) or back through the NAT (gateway).
+    fn outbound(&self, packet: &mut [u8], outbox: &mut Outbox) {
+        let Some((_, dst)) = addresses(packet) else {
+            return inc(&self.counters.drop_invalid_datagram);
+        };
+        if let Some(client) = &self.client
+            && is_proxy(dst)
+        {
+            return self.client_outbound(client, dst, packet, outbox);
+        }
+        let Some(peer) = self.peers().route(dst) else {
+            return inc(&self.counters.drop_no_peer_for_destination);
+        };
+        if let Some(nat) = &peer.nat {
+            // A reply from a real server to a client: back to proxy IPs.
+            let verdict = lock(nat).translate_inbound(packet, self.now());
+            match verdict {
+                Verdict::Forward => inc(&self.counters.nat_forwarded_in),
+                Verdict::Drop(reason) => return self.nat_drops.record(reason),
+                // Inbound translation never generates errors; if it ever
+                // does, not forwarding is the safe reading.
+                Verdict::Reply(_) => return,
+            }
+        }
+        self.seal(&peer, packet, outbox);
+    }
+
+    /// A datagram from the network: decrypted into `tx` and delivered.
+    fn inbound(&self, datagram: &[u8], from: SocketAddr, tx: &mut DeviceTx, scratch: &mut Scratch) {
+        inc(&self.counters.udp_rx_datagrams);
+        let Some(peer) = self.peer_for_datagram(datagram) else {
+            // Unknown or invalid key: dropped, never answered.
+            return inc(&self.counters.drop_unknown_peer);
+        };
+        // boringtun panics (instead of failing) when the plaintext does not
+        // fit, so a peer sending packets larger than our buffers must be
+        // turned away here: a transport message's plaintext is its length
+        // less 32 bytes of header and tag.
+        if datagram.first() == Some(&4) && datagram.len().saturating_sub(32) > tx.capacity() {
+            return inc(&self.counters.drop_oversized);
+        }
+        let mut plaintext: Option<(usize, usize)> = None;
+        {
+            let mut tunn = lock(&peer.tunn);
+            let dst = tx.next_mut();
+            let base = dst.as_ptr() as usize;
+            let mut result = tunn.decapsulate(Some(from.ip()), datagram, dst);
+            loop {
+                match result {
+                    TunnResult::Done => break,
+                    TunnResult::Err(e) => {
+                        match e {
+                            WireGuardError::DuplicateCounter => {}
+                            WireGuardError::DestinationBufferTooSmall => {
+                                inc(&self.counters.drop_oversized)
+                            }
+                            _ => inc(&self.counters.drop_invalid_datagram),
+                        }
+                        break;
+                    }
+                    TunnResult::WriteToNetwork(reply) => {
+                        // A handshake answer, or packets boringtun queued
+                        // until the session was up.
+                        scratch
+                            .outbox
+                            .push_bytes(&self.socket, &self.counters, Some(from), reply);
+                        result = tunn.decapsulate(None, &[], tx.next_mut());
+                    }
+                    TunnResult::WriteToTunnelV4(p, _) | TunnResult::WriteToTunnelV6(p, _) => {
+                        plaintext = Some((p.as_ptr() as usize - base, p.len()));
+                        break;
+                    }
+                }
+            }
+            self.note_handshake(&peer, &tunn);
+        }
+        let Some((start, len)) = plaintext else {
+            return;
+        };
+        // Authenticated traffic: the peer is reachable here now.
+        *lock(&peer.endpoint) = Some(from);
+        if len > 0 {
+            tx.commit(start, len);
+            self.deliver(&peer, tx, scratch);
+        }
+    }
+
+    async fn write_device(&self, tx: &mut DeviceTx) {
+        let n = tx.len() as u64;
+        if n == 0 {
+            return;
+        }
+        inc(&self.counters.tun_tx_batches);
+        match self.device.send_batch(tx).await {
+            Ok(()) => add(&self.counters.tun_tx_packets, n),
+            // The device writes the rest after a failed packet but does not
+            // say which failed: counted as one failure, the rest as written.
+            Err(_) => {
+                inc(&self.counters.drop_tun_write_error);
+                add(&self.counters.tun_tx_packets, n - 1);
+            }
+        }
+        tx.clear();
     }
 }
 
 /// Device → peers.
 pub async fn tun_to_udp<D: Device, S: Socket>(shared: Arc<Shared<D, S>>) {
-    let mut buf = vec![0u8; MAX_PACKET];
-    let mut out = vec![0u8; MAX_PACKET + WG_OVERHEAD];
+    let mut rx = DeviceRx::new(shared.mtu.max(MIN_PACKET_ROOM));
+    let mut outbox = Outbox::default();
     loop {
-        let n = match shared.device.recv(&mut buf).await {
-            Ok(n) => n,
-            Err(_) => {
+        if let Err(e) = shared.device.recv_batch(&mut rx).await {
+            inc(&shared.counters.drop_tun_read_error);
+            if !is_bad_packet(&e) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
             }
-        };
-        inc(&shared.counters.tun_rx_packets);
-        let packet = &mut buf[..n];
-        let Some((_, dst)) = addresses(packet) else {
-            inc(&shared.counters.drop_invalid_datagram);
-            continue;
-        };
-        if let Some(client) = &shared.client
-            && is_proxy(dst)
-        {
-            shared.client_outbound(client, dst, packet, &mut out);
             continue;
         }
-        let Some(peer) = shared.peers().route(dst) else {
-            inc(&shared.counters.drop_no_peer_for_destination);
-            continue;
-        };
-        if let Some(nat) = &peer.nat {
-            // A reply from a real server to a client: back to proxy IPs.
-            let verdict = lock(nat).translate_inbound(packet, shared.now());
-            match verdict {
-                Verdict::Forward => inc(&shared.counters.nat_forwarded_in),
-                Verdict::Drop(reason) => {
-                    shared.nat_drops.record(reason);
-                    continue;
-                }
-                // Inbound translation never generates errors; if it ever
-                // does, not forwarding is the safe reading.
-                Verdict::Reply(_) => continue,
-            }
+        inc(&shared.counters.tun_rx_reads);
+        add(&shared.counters.tun_rx_packets, rx.len() as u64);
+        for i in 0..rx.len() {
+            shared.outbound(rx.packet_mut(i), &mut outbox);
         }
-        shared.send_to_peer(&peer, packet, &mut out);
+        outbox.flush(&shared.socket, &shared.counters);
     }
 }
 
 /// Peers → device.
 pub async fn udp_to_tun<D: Device, S: Socket>(shared: Arc<Shared<D, S>>) {
-    let mut buf = vec![0u8; MAX_PACKET];
-    let mut out = vec![0u8; MAX_PACKET + WG_OVERHEAD];
+    let mut rx = SocketRx::default();
+    let mut tx = DeviceTx::new(shared.mtu.max(MIN_PACKET_ROOM));
     let mut scratch = Scratch::new();
     loop {
-        let (n, from) = match shared.socket.recv_from(&mut buf).await {
-            Ok(r) => r,
-            Err(_) => continue,
-        };
-        inc(&shared.counters.udp_rx_datagrams);
-        let datagram = &buf[..n];
-        let Some(peer) = shared.peer_for_datagram(datagram) else {
-            // Unknown or invalid key: dropped, never answered.
-            inc(&shared.counters.drop_unknown_peer);
+        if shared.socket.recv_batch(&mut rx).await.is_err() {
             continue;
-        };
-        // Decrypt under the peer's lock; the plaintext (if any) is handed to
-        // the device after the lock is released, since that write may wait.
-        let mut inner: Option<(usize, usize)> = None;
-        let base = out.as_ptr() as usize;
-        {
-            let mut tunn = lock(&peer.tunn);
-            let mut result = tunn.decapsulate(Some(from.ip()), datagram, &mut out);
-            loop {
-                match result {
-                    TunnResult::Done => break,
-                    TunnResult::Err(e) => {
-                        if !matches!(e, WireGuardError::DuplicateCounter) {
-                            inc(&shared.counters.drop_invalid_datagram);
-                        }
-                        break;
-                    }
-                    TunnResult::WriteToNetwork(reply) => {
-                        shared.send(reply, Some(from));
-                        result = tunn.decapsulate(None, &[], &mut out);
-                    }
-                    TunnResult::WriteToTunnelV4(p, _) | TunnResult::WriteToTunnelV6(p, _) => {
-                        let start = p.as_ptr() as usize - base;
-                        inner = Some((start, start + p.len()));
-                        break;
-                    }
-                }
-            }
-            shared.note_handshake(&peer, &tunn);
         }
-        if let Some((start, end)) = inner {
-            // Authenticated traffic: the peer is reachable here now.
-            *lock(&peer.endpoint) = Some(from);
-            if end > start {
-                shared
-                    .deliver(&peer, &mut out[start..end], &mut scratch)
-                    .await;
+        inc(&shared.counters.udp_rx_reads);
+        for (datagram, from) in rx.datagrams() {
+            shared.inbound(datagram, from, &mut tx, &mut scratch);
+            if tx.is_full() {
+                shared.write_device(&mut tx).await;
             }
         }
+        shared.write_device(&mut tx).await;
+        scratch.outbox.flush(&shared.socket, &shared.counters);
     }
 }
 

@@ -10,6 +10,7 @@ mod device;
 mod events;
 mod io;
 mod loops;
+mod outbox;
 mod peers;
 #[cfg(test)]
 mod tests;
@@ -66,6 +67,10 @@ pub struct TunnelOptions {
     pub routes: Option<Vec<String>>,
     /// Device MTU; default 1280.
     pub mtu: Option<u32>,
+    /// TCP segmentation and checksum offloads on the device (default true):
+    /// whole TCP bursts per read and write instead of one packet each.
+    /// `false` is for comparison and for kernels without `IFF_VNET_HDR`.
+    pub offload: Option<bool>,
     /// The client role: a stub DNS resolver on the sentinel addresses and
     /// routes for the proxy ranges into the device.
     pub client: Option<ClientOptions>,
@@ -215,6 +220,9 @@ impl Tunnel {
         let sock = socket2::SockRef::from(&socket);
         let _ = sock.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
         let _ = sock.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+        let socket = io::UdpTransport::new(socket).map_err(|e| {
+            Error::from_reason(format!("cannot set up the socket on {listen}: {e}"))
+        })?;
         let local_port = u32::from(socket.local_addr()?.port());
         let device = device::create(&device::DeviceConfig {
             name: &options.name,
@@ -223,6 +231,7 @@ impl Tunnel {
             ipv6,
             routes: &routes,
             extra_addresses: &extra_addresses,
+            offload: options.offload.unwrap_or(true),
         })
         .map_err(|e| Error::from_reason(e.to_string()))?;
 
@@ -234,6 +243,7 @@ impl Tunnel {
             device,
             events,
             client.as_ref().map(|(role, _)| role.clone()),
+            usize::from(mtu),
         ));
         let mut tasks = vec![
             tokio::spawn(loops::tun_to_udp(shared.clone())),
@@ -478,8 +488,7 @@ impl Tunnel {
             .peers()
             .by_key(key.as_bytes())
             .ok_or_else(|| invalid(format!("unknown peer {public_key}")))?;
-        let mut out = vec![0u8; packet.len() + 148];
-        shared.send_to_peer(&peer, &packet, &mut out);
+        shared.send_to_peer(&peer, &packet);
         counters::inc(&shared.counters.control_tx);
         Ok(())
     }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,38 +23,60 @@ use tokio::sync::mpsc;
 use super::cidr::Cidr;
 use super::counters::Counters;
 use super::events::{EventSink, TunnelEvent};
-use super::io::{Device, Socket};
+use super::io::{DEVICE_BATCH, Device, DeviceRx, DeviceTx, SOCKET_BATCH, Socket, SocketRx};
 use super::loops::{self, PeerSpec, Shared};
 use crate::client::{ClientRole, GateKey};
 
-type Net = Arc<Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<(Vec<u8>, SocketAddr)>>>>;
+/// A datagram group on the fake network: the bytes of one GSO send and its
+/// segment size, delivered whole, as GRO would.
+type Wire = (Vec<u8>, usize, SocketAddr);
+type Net = Arc<Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Wire>>>>;
+
+/// How many datagrams one fake send may carry: small, so that bursts in the
+/// tests exercise the grouping limits.
+const FAKE_GSO_SEGMENTS: usize = 4;
 
 struct FakeSocket {
     addr: SocketAddr,
-    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr)>>,
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Wire>>,
     net: Net,
 }
 
 impl Socket for FakeSocket {
-    async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let (d, from) = self
-            .rx
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or(io::ErrorKind::BrokenPipe)?;
-        buf[..d.len()].copy_from_slice(&d);
-        Ok((d.len(), from))
+    async fn recv_batch(&self, rx: &mut SocketRx) -> io::Result<()> {
+        let mut queue = self.rx.lock().await;
+        let first = queue.recv().await.ok_or(io::ErrorKind::BrokenPipe)?;
+        rx.clear();
+        rx.push(&first.0, first.1, first.2);
+        // Whatever else is already there comes in the same batch.
+        while rx.len() < SOCKET_BATCH
+            && let Ok((d, stride, from)) = queue.try_recv()
+        {
+            rx.push(&d, stride, from);
+        }
+        Ok(())
     }
 
-    fn try_send_to(&self, datagram: &[u8], to: SocketAddr) -> io::Result<usize> {
+    fn try_send_segments(
+        &self,
+        datagrams: &[u8],
+        segment: usize,
+        to: SocketAddr,
+    ) -> io::Result<()> {
+        assert!(
+            datagrams.len().div_ceil(segment) <= FAKE_GSO_SEGMENTS,
+            "a send carries more datagrams than the socket allows"
+        );
         let net = self.net.lock().unwrap();
-        // Nobody there: the datagram is lost, as on a real network.
+        // Nobody there: the datagrams are lost, as on a real network.
         if let Some(tx) = net.get(&to) {
-            let _ = tx.send((datagram.to_vec(), self.addr));
+            let _ = tx.send((datagrams.to_vec(), segment, self.addr));
         }
-        Ok(datagram.len())
+        Ok(())
+    }
+
+    fn max_segments(&self) -> usize {
+        FAKE_GSO_SEGMENTS
     }
 }
 
@@ -63,23 +86,29 @@ struct FakeDevice {
 }
 
 impl Device for FakeDevice {
-    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let p = self
-            .from_os
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or(io::ErrorKind::BrokenPipe)?;
-        buf[..p.len()].copy_from_slice(&p);
-        Ok(p.len())
+    async fn recv_batch(&self, rx: &mut DeviceRx) -> io::Result<()> {
+        let mut queue = self.from_os.lock().await;
+        let first = queue.recv().await.ok_or(io::ErrorKind::BrokenPipe)?;
+        rx.clear();
+        if !rx.push(&first) {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        // A packet too big for the buffers is lost, as a device would drop it.
+        while rx.len() < DEVICE_BATCH
+            && let Ok(p) = queue.try_recv()
+        {
+            rx.push(&p);
+        }
+        Ok(())
     }
 
-    async fn send(&self, packet: &[u8]) -> io::Result<usize> {
-        self.to_os
-            .send(packet.to_vec())
-            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
-        Ok(packet.len())
+    async fn send_batch(&self, tx: &mut DeviceTx) -> io::Result<()> {
+        for p in tx.packets() {
+            self.to_os
+                .send(p.to_vec())
+                .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
+        }
+        Ok(())
     }
 }
 
@@ -125,6 +154,7 @@ fn node(net: &Net, addr: &str, seed: u8, client: Option<Arc<ClientRole>>) -> Nod
         },
         sink,
         client,
+        1280,
     ));
     let tasks = vec![
         tokio::spawn(loops::tun_to_udp(shared.clone())),
@@ -226,7 +256,7 @@ async fn control_messages_become_events_and_never_reach_the_device() {
     let body = r#"{"resource":"web","domain":"a.corp.example","proxy_ips":[],"seq":1}"#;
     let packet = control::build(MessageType::AssignedIps, body).unwrap();
     let bp = a.shared.peers().by_key(b.public.as_bytes()).unwrap();
-    a.shared.send_to_peer(&bp, &packet, &mut vec![0u8; 2048]);
+    a.shared.send_to_peer(&bp, &packet);
     let e = event(&mut b.events, "control").await;
     assert_eq!(e.body.as_deref(), Some(body));
     assert_eq!(e.message_type, Some(0));
@@ -432,4 +462,68 @@ async fn the_client_buffers_a_new_domain_until_its_gate_opens_then_flushes_in_or
     let b = next(&mut g.written).await;
     assert_eq!(u16::from_be_bytes([a[20], a[21]]), 7000, "oldest first");
     assert_eq!(u16::from_be_bytes([b[20], b[21]]), 7001);
+}
+
+#[tokio::test]
+async fn a_burst_leaves_in_few_sends_and_arrives_whole_and_in_order() {
+    let net = Net::default();
+    let (a, mut b) = pair(&net);
+    let first = build::udp(sa("100.64.0.1:4000"), sa("100.64.0.2:53"), 20, true);
+    a.inject.send(first.clone()).unwrap();
+    assert_eq!(next(&mut b.written).await, first);
+    let sends_before = a.shared.counters.udp_tx_sends.load(Ordering::Relaxed);
+    let sent_before = a.shared.counters.udp_tx_datagrams.load(Ordering::Relaxed);
+    // Equal sizes group; a short one ends a group; a bigger one starts one.
+    let sizes = [
+        1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 300, 1000, 1000,
+    ];
+    let burst: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let port = 5000 + u16::try_from(i).unwrap();
+            build::udp(
+                sa(&format!("100.64.0.1:{port}")),
+                sa("100.64.0.2:53"),
+                n,
+                true,
+            )
+        })
+        .collect();
+    // Queued before the loop wakes up, so it reads them as one batch.
+    for p in &burst {
+        a.inject.send(p.clone()).unwrap();
+    }
+    for p in &burst {
+        assert_eq!(&next(&mut b.written).await, p, "in order, unchanged");
+    }
+    let sends = a.shared.counters.udp_tx_sends.load(Ordering::Relaxed) - sends_before;
+    let sent = a.shared.counters.udp_tx_datagrams.load(Ordering::Relaxed) - sent_before;
+    assert_eq!(sent, 12);
+    // 4 + 4 + (1000, 300) + 2 with four datagrams per send at most; more if
+    // the loop happened to wake up in the middle of the burst.
+    assert!((4..12).contains(&sends), "{sends} sends for 12 datagrams");
+}
+
+#[tokio::test]
+async fn a_packet_larger_than_the_receive_buffers_is_dropped_and_counted() {
+    let net = Net::default();
+    let (a, mut b) = pair(&net);
+    let first = build::udp(sa("100.64.0.1:4000"), sa("100.64.0.2:53"), 20, true);
+    a.inject.send(first.clone()).unwrap();
+    assert_eq!(next(&mut b.written).await, first);
+    // A's device reads up to 1,500 bytes; a peer with a larger MTU sends
+    // more than B's buffers for decrypted packets hold.
+    let big = build::udp(sa("100.64.0.1:4000"), sa("100.64.0.2:53"), 1400, true);
+    let bp = a.shared.peers().by_key(b.public.as_bytes()).unwrap();
+    let mut huge = big.clone();
+    huge.resize(4000, 0);
+    a.shared.send_to_peer(&bp, &huge);
+    a.inject.send(big.clone()).unwrap();
+    assert_eq!(
+        next(&mut b.written).await,
+        big,
+        "the next packet still arrives"
+    );
+    assert_eq!(b.shared.counters.drop_oversized.load(Ordering::Relaxed), 1);
 }
