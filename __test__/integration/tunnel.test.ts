@@ -136,6 +136,39 @@ describe.runIf(run)('WireGuard tunnel between two namespaces', () => {
     pc.send({ stop: true });
   });
 
+  it('moves a bulk TCP transfer in batches: a burst per read, many datagrams per send', async () => {
+    const sink = lab.node(b, join(__dirname, '..', 'fixtures', 'tcp-sink.cjs'), {
+      host: '100.64.0.2',
+      port: 5201,
+    });
+    await sink.waitFor((l) => l.ready === true);
+    const [a0, b0] = [await counters(pa), await counters(pb)];
+    const mib = 32;
+    const send = `const s = require('net').connect(5201, '100.64.0.2', () => {
+      const buf = Buffer.alloc(1 << 20, 7); let n = ${mib};
+      (function w() { while (n > 0) { n--; if (!s.write(buf)) return s.once('drain', w); } s.end(); })();
+    }); s.on('close', () => process.exit(0));`;
+    lab.exec(a, 'node', ['-e', send]);
+    const done = await sink.waitFor<{ received?: number }>(
+      (l) => l.received !== undefined,
+      30_000,
+      'sink total',
+    );
+    expect(done.received).toBe(mib * 1024 * 1024);
+    const [a1, b1] = [await counters(pa), await counters(pb)];
+    const delta = (after: Counters, before: Counters, k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+    // TSO: the kernel hands the TUN reader whole bursts of the TCP stream.
+    const perRead = delta(a1, a0, 'tun_rx_packets') / delta(a1, a0, 'tun_rx_reads');
+    // UDP GSO: one send carries many encrypted datagrams.
+    const perSend = delta(a1, a0, 'udp_tx_datagrams') / delta(a1, a0, 'udp_tx_sends');
+    // GRO / recvmmsg: one receive returns many.
+    const perReceive = delta(b1, b0, 'udp_rx_datagrams') / delta(b1, b0, 'udp_rx_reads');
+    expect(perRead).toBeGreaterThan(4);
+    expect(perSend).toBeGreaterThan(4);
+    expect(perReceive).toBeGreaterThan(2);
+    expect(delta(b1, b0, 'drop_oversized') + delta(b1, b0, 'drop_tun_write_error')).toBe(0);
+  });
+
   it('after a peer restarts, resetPeer lets traffic flow again at once', async () => {
     expect(lab.exec(a, 'ping', ['-c', '1', '-W', '3', '100.64.0.2'])).toMatch(/1 received/);
     pb.send({ stop: true });
