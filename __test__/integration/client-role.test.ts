@@ -117,6 +117,34 @@ describe.runIf(run)('client role: stub DNS and gated first connection', () => {
     );
   });
 
+  it('reports a repeated query only as a seen query, until a command may have changed something', async () => {
+    // Two lookups 50 ms apart from one process: the second falls in a later batch than the first.
+    const twice =
+      `const {Resolver}=require('node:dns').promises;const r=new Resolver({timeout:3000,tries:1});` +
+      `r.setServers(['100.100.111.1']);const n='repeat.corp.example';` +
+      `r.resolve4(n).then(()=>new Promise(f=>setTimeout(f,50))).then(()=>r.resolve4(n))` +
+      `.then(a=>console.log(JSON.stringify(a)),e=>console.log(JSON.stringify({error:e.code})))`;
+    const isReport = (l: { event?: Event }) =>
+      l.event?.kind === 'dns-query' && l.event.domain === 'repeat.corp.example';
+    const before = client.lines.length;
+    expect(JSON.parse(lab.exec(c, process.execPath, ['-e', twice]))).toHaveLength(4);
+    const report = await client.waitFor<{ event?: Event }>(
+      (l) => isReport(l) && client.lines.indexOf(l) >= before,
+    );
+    const at = client.lines.indexOf(report);
+    await client.waitFor<{ event?: Event }>(
+      (l) => l.event?.kind === 'queries-seen' && client.lines.indexOf(l) > at,
+    );
+    const reports = () => client.lines.slice(before).filter((l) => isReport(l as { event?: Event })).length;
+    expect(reports()).toBe(1);
+    // A command from JavaScript (here a gate) may follow a change of the state machine: the next query of every
+    // domain is reported again.
+    await call(client, 'gate', 'gw1', 'unrelated.corp.example', 'web', 'pass');
+    lab.exec(c, process.execPath, ['-e', lookup('100.100.111.1', 'repeat.corp.example', 'resolve4')]);
+    await client.waitFor<{ event?: Event }>((l) => isReport(l) && client.lines.indexOf(l) > at);
+    expect(reports()).toBe(2);
+  });
+
   it('holds the first connection until the gate opens, then delivers it without a retry', async () => {
     const [proxy] = JSON.parse(
       lab.exec(c, process.execPath, ['-e', lookup('100.100.111.1', 'api.corp.example', 'resolve4')]),

@@ -160,8 +160,18 @@ export async function startClient(
     }
   }
 
+  // The stub reports a repeated query for a domain to us only when something may have changed that domain's
+  // entries since its last report (docs/decisions.md, "Repeated DNS queries"). It sees every such thing (events,
+  // our commands) except an entry that failed by timeout without holding traffic: no command follows that, so
+  // tell it with an empty clear.
+  let timeoutsSeen = 0;
   function drain(): void {
     for (let e = nat.pollEffect(); e !== undefined; e = nat.pollEffect()) apply(e);
+    const timeouts = nat.counters().timeouts;
+    if (timeouts !== timeoutsSeen) {
+      timeoutsSeen = timeouts;
+      tunnel?.clearGates();
+    }
     if (timer) clearTimeout(timer);
     timer = undefined;
     const deadline = nat.pollTimeout();

@@ -97,17 +97,19 @@ impl EventQueue {
         self.domains.contains(domain)
     }
 
-    pub fn push_resource_query(&mut self, q: ResourceQuery) {
+    /// Queues a resource query; false when it was coalesced or dropped.
+    pub fn push_resource_query(&mut self, q: ResourceQuery) -> bool {
         if self.domains.contains(&q.domain) {
             self.coalesced += 1;
-            return;
+            return false;
         }
         if self.events.len() >= self.capacity {
             self.dropped += 1;
-            return;
+            return false;
         }
         self.domains.insert(q.domain.clone());
         self.events.push(StubEvent::ResourceQuery(q));
+        true
     }
 
     /// Records one resource query that was coalesced without building it.

@@ -15,6 +15,7 @@
 //! The stub is pure: no sockets, no clock. The runtime sends the answer, relays
 //! forwarded queries, and drains [`Stub::take_events`] in batches.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::{Message, OpCode};
@@ -22,7 +23,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use super::events::{DEFAULT_EVENT_CAPACITY, EventQueue, ResourceMatch, ResourceQuery, StubEvent};
 use super::message::{self, RawHeader, Rdata, Reply, ReplyEdns};
-use super::proxy_ips::{ProxyIpAllocator, ProxyIpTable};
+use super::proxy_ips::{ProxyIpAllocator, ProxyIpTable, ProxyIps};
 use super::resources::{Resource, ResourceTable};
 use crate::constants::{PROXY_IPS_PER_FAMILY, is_proxy_v4, is_proxy_v6};
 
@@ -91,6 +92,63 @@ pub struct StubStats {
     pub proxy_ips_exhausted: u64,
     pub events_dropped: u64,
     pub events_coalesced: u64,
+    /// Resource queries reported only as seen queries: repeats of a report in
+    /// the same epoch and window (see [`Stub::set_repeat_window`]).
+    pub events_repeats: u64,
+}
+
+/// When a domain's resource query was last reported, and in which epoch.
+#[derive(Debug, Clone, Copy)]
+struct Reported {
+    at_ms: u64,
+    epoch: u64,
+}
+
+/// Holding back repeated resource queries (docs/decisions.md, "Repeated DNS
+/// queries"). A query for a domain already reported, with the same matches,
+/// within `window_ms` of that report and in the same epoch (the runtime's
+/// count of everything that may have changed the state machine's entries:
+/// statuses, peers, gate commands, resources) carries no information for the
+/// state machine beyond "a DNS query arrived": it is counted in `QueriesSeen`.
+/// It is remembered until the batch is taken, and reported after all if the
+/// epoch has changed by then (an event that reaches JavaScript before it).
+#[derive(Debug, Default)]
+struct Repeats {
+    /// 0: every query is reported.
+    window_ms: u64,
+    now_ms: u64,
+    epoch: u64,
+    reported: HashMap<String, Reported>,
+    /// Repeats held back in the current batch: domain, query type, and the
+    /// epoch they were held in (`None`: report them at the next take).
+    held: Vec<(String, u16, Option<u64>)>,
+    /// The repeats the last take left out, until the next take.
+    last_held: Vec<(String, u16)>,
+}
+
+impl Repeats {
+    fn is_repeat(&self, domain: &str) -> bool {
+        self.window_ms > 0
+            && self.reported.get(domain).is_some_and(|r| {
+                r.epoch == self.epoch && self.now_ms.saturating_sub(r.at_ms) < self.window_ms
+            })
+    }
+
+    fn note_reported(&mut self, domain: &str) {
+        if self.window_ms == 0 {
+            return;
+        }
+        let r = Reported {
+            at_ms: self.now_ms,
+            epoch: self.epoch,
+        };
+        match self.reported.get_mut(domain) {
+            Some(slot) => *slot = r,
+            None => {
+                self.reported.insert(domain.to_owned(), r);
+            }
+        }
+    }
 }
 
 /// The stub resolver's state: resources, the proxy IP table, pending events, counters.
@@ -101,6 +159,7 @@ pub struct Stub {
     events: EventQueue,
     stats: StubStats,
     options: StubOptions,
+    repeats: Repeats,
 }
 
 /// What a parsed, well-formed query turned out to be.
@@ -136,14 +195,37 @@ impl Stub {
             events,
             stats: StubStats::default(),
             options,
+            repeats: Repeats::default(),
         }
+    }
+
+    /// Holds back repeats of a reported resource query for `window_ms` (0, the
+    /// default, reports every query). See [`Stub::set_clock`].
+    pub fn set_repeat_window(&mut self, window_ms: u64) {
+        self.repeats.window_ms = window_ms;
+        if window_ms == 0 {
+            self.repeats.reported.clear();
+        }
+    }
+
+    /// The runtime's clock (milliseconds, monotonic) and epoch, for the next
+    /// queries and [`Stub::take_events`]. The epoch must change whenever
+    /// something other than a DNS query may change the state machine's
+    /// entries: a control message or peer event on its way to JavaScript, a
+    /// command from JavaScript, new resources. The stub reads no clock itself.
+    pub fn set_clock(&mut self, now_ms: u64, epoch: u64) {
+        self.repeats.now_ms = now_ms;
+        self.repeats.epoch = epoch;
     }
 
     /// Replaces the resources (configuration reload). Proxy IPs are kept: they
     /// belong to domains, not resources.
     pub fn set_resources(&mut self, resources: ResourceTable) {
+        // Repeats held under the old resources are reported with their matches.
+        self.release_held(true);
         self.resources = resources;
         self.events.forget_domains();
+        self.repeats.reported.clear();
     }
 
     pub fn resources(&self) -> &ResourceTable {
@@ -171,17 +253,85 @@ impl Stub {
         StubStats {
             events_dropped: self.events.dropped(),
             events_coalesced: self.events.coalesced(),
+            events_repeats: self.stats.events_repeats,
             ..self.stats
         }
     }
 
     pub fn has_events(&self) -> bool {
-        !self.events.is_empty()
+        !self.events.is_empty() || !self.repeats.held.is_empty()
     }
 
-    /// The events since the last call, in arrival order.
+    /// The events since the last call, in arrival order (repeats held back in
+    /// an epoch that has ended since come last, as resource queries).
     pub fn take_events(&mut self) -> Vec<StubEvent> {
+        self.release_held(false);
         self.events.take()
+    }
+
+    /// Reports the held repeats whose epoch has ended (or all of them): an
+    /// event that may have changed their entries is ahead of them.
+    fn release_held(&mut self, all: bool) {
+        self.repeats.last_held.clear();
+        if self.repeats.held.is_empty() {
+            return;
+        }
+        let epoch = self.repeats.epoch;
+        for (domain, query_type, held_in) in std::mem::take(&mut self.repeats.held) {
+            let ended = all || held_in != Some(epoch);
+            if !ended {
+                self.repeats.last_held.push((domain, query_type));
+            } else if !self.events.has_domain(&domain)
+                && let Some(ips) = self.allocator.get(&domain).copied()
+            {
+                let labels: Vec<&[u8]> = domain.split('.').map(str::as_bytes).collect();
+                let matched = self.resources.lookup_indices(&labels);
+                let matches = self.matches_of(matched, &ips);
+                drop(labels);
+                self.report(ResourceQuery {
+                    domain,
+                    query_type,
+                    matches,
+                    newly_allocated: false,
+                });
+            }
+        }
+    }
+
+    /// The epoch changed while the last batch was on its way to JavaScript
+    /// (something may have overtaken it): the repeats it left out are reported
+    /// in the next batch.
+    pub fn report_last_held(&mut self) {
+        let last = std::mem::take(&mut self.repeats.last_held);
+        self.repeats
+            .held
+            .extend(last.into_iter().map(|(d, t)| (d, t, None)));
+    }
+
+    fn matches_of(&self, matched: &[usize], ips: &ProxyIps) -> Vec<ResourceMatch> {
+        let resources = self.resources.resources();
+        matched
+            .iter()
+            .map(|&i| {
+                let r = &resources[i];
+                ResourceMatch {
+                    resource_id: r.id.clone(),
+                    gateway_id: r.gateway_id.clone(),
+                    proxy_ips: ips.for_stack(r.ip_stack),
+                }
+            })
+            .collect()
+    }
+
+    fn report(&mut self, q: ResourceQuery) {
+        if self.repeats.window_ms == 0 {
+            self.events.push_resource_query(q);
+            return;
+        }
+        let domain = q.domain.clone();
+        if self.events.push_resource_query(q) {
+            self.repeats.note_reported(&domain);
+        }
     }
 
     /// Decides what to do with one query. On [`StubAction::Answer`] the answer is
@@ -302,19 +452,16 @@ impl Stub {
         };
         if self.events.has_domain(&domain) {
             self.events.note_coalesced();
+        } else if !newly_allocated && self.repeats.is_repeat(&domain) {
+            self.stats.events_repeats += 1;
+            self.events.note_query_seen();
+            let epoch = self.repeats.epoch;
+            self.repeats
+                .held
+                .push((domain, u16::from(qtype), Some(epoch)));
         } else {
-            let matches = matched
-                .iter()
-                .map(|&i| {
-                    let r = &resources[i];
-                    ResourceMatch {
-                        resource_id: r.id.clone(),
-                        gateway_id: r.gateway_id.clone(),
-                        proxy_ips: ips.for_stack(r.ip_stack),
-                    }
-                })
-                .collect();
-            self.events.push_resource_query(ResourceQuery {
+            let matches = self.matches_of(matched, &ips);
+            self.report(ResourceQuery {
                 domain,
                 query_type: u16::from(qtype),
                 matches,

@@ -84,7 +84,9 @@ pub async fn serve_udp(client: Arc<ClientRole>, socket: Arc<UdpSocket>) {
             continue;
         };
         let query = &buf[..n];
-        let action = client.stub().handle_query(query, Transport::Udp, &mut out);
+        let action = client
+            .stub_now()
+            .handle_query(query, Transport::Udp, &mut out);
         answered(&client);
         match action {
             StubAction::Answer => {
@@ -123,7 +125,9 @@ async fn serve_connection(client: Arc<ClientRole>, mut stream: TcpStream) {
         };
         decoder.push(&buf[..n]);
         while let Some(query) = decoder.next_frame().map(<[u8]>::to_vec) {
-            let action = client.stub().handle_query(&query, Transport::Tcp, &mut out);
+            let action = client
+                .stub_now()
+                .handle_query(&query, Transport::Tcp, &mut out);
             answered(&client);
             let answer = match action {
                 StubAction::Answer => Some(std::mem::take(&mut out)),
@@ -162,11 +166,23 @@ pub async fn serve_tcp(client: Arc<ClientRole>, listener: TcpListener) {
 /// Drains the stub's events into the tunnel's event stream whenever a query
 /// produced some; a short pause lets a burst of queries share one batch.
 pub async fn pump_events(client: Arc<ClientRole>, sink: crate::tunnel::EventSinkHandle) {
+    client.follow_events(sink.others_pushed());
     loop {
         client.events_ready.notified().await;
         tokio::time::sleep(Duration::from_millis(2)).await;
-        for e in client.take_events() {
-            sink.push(e);
+        let (events, epoch) = client.take_events();
+        for e in events {
+            let report = e.kind == "dns-query";
+            if !sink.push(e) && report {
+                // A report JavaScript never sees must not hold back repeats.
+                client.note_command();
+            }
+        }
+        if client.epoch() != epoch {
+            // Something may have been queued ahead of this batch after it was
+            // taken: the repeats it left out go in the next one, as reports.
+            client.stub().report_last_held();
+            client.events_ready.notify_one();
         }
     }
 }

@@ -13,8 +13,8 @@ pub mod table;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use dnsnat_core::constants::{is_proxy_v4, is_proxy_v6};
@@ -28,6 +28,12 @@ use crate::tunnel::TunnelEvent;
 /// At most one `pending-traffic` event per key per this interval: the state
 /// machine's own resend gate is 2 s, so more would be noise.
 const PENDING_EVENT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A repeated DNS query for a domain, within this long of its last report and
+/// with nothing else happening in between, is reported only as a seen query
+/// (docs/decisions.md, "Repeated DNS queries"): the TTL of the stub's answers,
+/// so an application that honours it is reported every time.
+const REPEAT_WINDOW_MS: u64 = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GateKey {
@@ -93,6 +99,12 @@ pub struct ClientRole {
     pub upstream: Vec<SocketAddr>,
     pub events_ready: Notify,
     pub counters: ClientCounters,
+    /// Commands from JavaScript that may follow a change of the state machine
+    /// (gate, flush, discard, clear, new resources), counted.
+    commands: AtomicU64,
+    /// The event sink's count of events other than the stub's.
+    others: OnceLock<Arc<AtomicU64>>,
+    started: Instant,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -107,7 +119,8 @@ pub fn is_proxy(ip: IpAddr) -> bool {
 }
 
 impl ClientRole {
-    pub fn new(stub: Stub, upstream: Vec<SocketAddr>) -> ClientRole {
+    pub fn new(mut stub: Stub, upstream: Vec<SocketAddr>) -> ClientRole {
+        stub.set_repeat_window(REPEAT_WINDOW_MS);
         ClientRole {
             stub: Mutex::new(stub),
             gates: Mutex::new(GateTable::new(GateMode::Buffer)),
@@ -118,6 +131,9 @@ impl ClientRole {
             upstream,
             events_ready: Notify::new(),
             counters: ClientCounters::default(),
+            commands: AtomicU64::new(0),
+            others: OnceLock::new(),
+            started: Instant::now(),
         }
     }
 
@@ -125,12 +141,46 @@ impl ClientRole {
         lock(&self.stub)
     }
 
+    /// The stub, with its clock and epoch set for a query or taking events.
+    pub fn stub_now(&self) -> MutexGuard<'_, Stub> {
+        self.stub_at(self.epoch())
+    }
+
+    fn stub_at(&self, epoch: u64) -> MutexGuard<'_, Stub> {
+        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut stub = lock(&self.stub);
+        stub.set_clock(now_ms, epoch);
+        stub
+    }
+
+    /// Changes whenever something other than a DNS query may have changed the
+    /// state machine's entries: both counts only grow, so their sum moves
+    /// whenever either does.
+    pub fn epoch(&self) -> u64 {
+        self.commands
+            .load(Ordering::SeqCst)
+            .wrapping_add(self.others.get().map_or(0, |o| o.load(Ordering::SeqCst)))
+    }
+
+    /// Something may have changed the state machine: the next query of every
+    /// domain is reported to JavaScript.
+    pub fn note_command(&self) {
+        self.commands.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Follows the event sink's count of events other than the stub's.
+    pub fn follow_events(&self, others: Arc<AtomicU64>) {
+        let _ = self.others.set(others);
+    }
+
     pub fn gates(&self) -> MutexGuard<'_, GateTable<u32>> {
         lock(&self.gates)
     }
 
-    /// The id of a key named by JavaScript.
+    /// The id of a key named by JavaScript (for a command about it: gate,
+    /// flush, discard).
     pub fn key_id(&self, key: GateKey) -> u32 {
+        self.note_command();
         lock(&self.keys).intern(key)
     }
 
@@ -145,6 +195,7 @@ impl ClientRole {
 
     /// The ids of keys matching `pred` (clearing a gateway or a resource).
     pub fn key_ids_where(&self, mut pred: impl FnMut(&GateKey) -> bool) -> Vec<u32> {
+        self.note_command();
         let keys = lock(&self.keys);
         (0..keys.keys.len() as u32)
             .filter(|id| keys.get(*id).is_some_and(&mut pred))
@@ -152,6 +203,7 @@ impl ClientRole {
     }
 
     pub fn invalidate_routes(&self) {
+        self.note_command();
         lock(&self.routes).clear();
     }
 
@@ -174,7 +226,7 @@ impl ClientRole {
         };
         // Only positive answers are cached: a proxy IP allocated a moment from
         // now must not stay unroutable.
-        let id = self.key_id(key?);
+        let id = lock(&self.keys).intern(key?);
         lock(&self.routes).insert(dst, id);
         Some(id)
     }
@@ -199,10 +251,12 @@ impl ClientRole {
         }
     }
 
-    /// The stub's pending events, as tunnel events.
-    pub fn take_events(&self) -> Vec<TunnelEvent> {
-        let events = self.stub().take_events();
-        events
+    /// The stub's pending events, as tunnel events, and the epoch they were
+    /// taken in.
+    pub fn take_events(&self) -> (Vec<TunnelEvent>, u64) {
+        let epoch = self.epoch();
+        let events = self.stub_at(epoch).take_events();
+        let events = events
             .into_iter()
             .map(|e| match e {
                 StubEvent::ResourceQuery(q) => TunnelEvent {
@@ -231,6 +285,54 @@ impl ClientRole {
                     ..TunnelEvent::peer("proxy-ips-exhausted", "")
                 },
             })
-            .collect()
+            .collect();
+        (events, epoch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dnsnat_core::dns::{ProxyIpAllocator, ResourceTable, StubOptions};
+
+    fn role() -> ClientRole {
+        let stub = Stub::new(
+            ResourceTable::default(),
+            ProxyIpAllocator::new(),
+            StubOptions::default(),
+        );
+        ClientRole::new(stub, Vec::new())
+    }
+
+    fn key(domain: &str) -> GateKey {
+        GateKey {
+            gateway: "gw".into(),
+            domain: domain.into(),
+            resource: "r".into(),
+        }
+    }
+
+    #[test]
+    fn commands_and_foreign_events_end_the_epoch_and_routing_does_not() {
+        let r = role();
+        let e0 = r.epoch();
+        r.key_id(key("a.example")); // gate, flush, discard
+        let e1 = r.epoch();
+        assert_ne!(e0, e1);
+        r.key_ids_where(|_| false); // clearGates, even an empty one
+        let e2 = r.epoch();
+        assert_ne!(e1, e2);
+        r.invalidate_routes(); // setResources
+        let e3 = r.epoch();
+        assert_ne!(e2, e3);
+        // The packet path's lookups are not commands.
+        assert_eq!(r.route("100.96.0.1".parse().unwrap()), None);
+        assert_eq!(r.epoch(), e3);
+        // The event sink's count of other events moves it too.
+        let others = Arc::new(AtomicU64::new(0));
+        r.follow_events(others.clone());
+        assert_eq!(r.epoch(), e3);
+        others.fetch_add(1, Ordering::SeqCst);
+        assert_ne!(r.epoch(), e3);
     }
 }

@@ -140,3 +140,25 @@ pub fn spawn(
     });
     (sink, task)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_other_than_the_stubs_are_counted_and_a_full_queue_says_so() {
+        let (sink, mut rx) = EventSink::channel(Arc::new(Counters::default()));
+        let others = sink.others_pushed();
+        assert!(sink.push(TunnelEvent::peer("dns-query", "")));
+        assert!(sink.push(TunnelEvent::peer("queries-seen", "")));
+        assert_eq!(others.load(Ordering::SeqCst), 0);
+        assert!(sink.push(TunnelEvent::peer("control", "k")));
+        assert!(sink.push(TunnelEvent::peer("pending-traffic", "")));
+        assert_eq!(others.load(Ordering::SeqCst), 2);
+        for _ in 4..QUEUE {
+            assert!(sink.push(TunnelEvent::peer("queries-seen", "")));
+        }
+        assert!(!sink.push(TunnelEvent::peer("dns-query", "")));
+        assert_eq!(rx.try_recv().unwrap().kind, "dns-query");
+    }
+}

@@ -560,6 +560,144 @@ fn replacing_resources_keeps_proxy_ips() {
     assert_eq!(ids, [vec!["web".to_string()], vec!["new".to_string()]]);
 }
 
+/// The kinds of a batch: `R(domain)` for a resource query, `S(count)` for seen queries.
+fn kinds(events: &[StubEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match e {
+            StubEvent::ResourceQuery(r) => format!("R({})", r.domain),
+            StubEvent::QueriesSeen { count } => format!("S({count})"),
+            StubEvent::ProxyIpsExhausted { domain, .. } => format!("X({domain})"),
+        })
+        .collect()
+}
+
+fn at(s: &mut Stub, now_ms: u64, epoch: u64, name: &'static str) {
+    s.set_clock(now_ms, epoch);
+    udp(s, &q(name, RecordType::A)).unwrap();
+}
+
+#[test]
+fn repeats_in_one_epoch_and_window_are_only_counted() {
+    let mut s = stub();
+    s.set_repeat_window(1000);
+    at(&mut s, 0, 0, "app.corp.example.");
+    assert_eq!(kinds(&s.take_events()), ["R(app.corp.example)"]);
+    // Same epoch, within the window: a seen query, answered all the same.
+    at(&mut s, 10, 0, "app.corp.example.");
+    at(&mut s, 20, 0, "db.corp.example.");
+    at(&mut s, 30, 0, "app.corp.example.");
+    assert_eq!(
+        kinds(&s.take_events()),
+        ["S(1)", "R(db.corp.example)", "S(1)"]
+    );
+    assert_eq!(s.stats().events_repeats, 2);
+    // A new epoch (a status, a command, a peer event): reported again.
+    at(&mut s, 40, 1, "app.corp.example.");
+    assert_eq!(kinds(&s.take_events()), ["R(app.corp.example)"]);
+    // The window counts from the last report.
+    at(&mut s, 1039, 1, "app.corp.example.");
+    assert_eq!(kinds(&s.take_events()), ["S(1)"]);
+    at(&mut s, 1040, 1, "app.corp.example.");
+    assert_eq!(kinds(&s.take_events()), ["R(app.corp.example)"]);
+    // Other types that report the domain (AAAA, HTTPS) are repeats too.
+    s.set_clock(1041, 1);
+    udp(&mut s, &q("app.corp.example.", RecordType::AAAA)).unwrap();
+    udp(&mut s, &q("app.corp.example.", RecordType::HTTPS)).unwrap();
+    assert_eq!(kinds(&s.take_events()), ["S(2)"]);
+}
+
+#[test]
+fn a_repeat_is_reported_when_the_epoch_ends_before_its_batch_is_taken() {
+    let mut s = stub();
+    s.set_repeat_window(1000);
+    at(&mut s, 0, 0, "app.corp.example.");
+    s.take_events();
+    s.set_clock(5, 0);
+    udp(&mut s, &q("app.corp.example.", RecordType::AAAA)).unwrap();
+    // A control message went to JavaScript after the query but before the
+    // batch: the query reaches JavaScript after it, so it is reported, with
+    // its matches and type.
+    s.set_clock(6, 1);
+    let events = s.take_events();
+    assert_eq!(kinds(&events), ["S(1)", "R(app.corp.example)"]);
+    let StubEvent::ResourceQuery(rq) = &events[1] else {
+        unreachable!()
+    };
+    assert_eq!(rq.query_type, 28);
+    assert!(!rq.newly_allocated);
+    let ips = *s.allocator().get("app.corp.example").unwrap();
+    assert_eq!(
+        rq.matches,
+        vec![ResourceMatch {
+            resource_id: "web".into(),
+            gateway_id: "gw1".into(),
+            proxy_ips: ips.for_stack(IpStack::Dual),
+        }]
+    );
+    // …and counts as the new report of that epoch.
+    at(&mut s, 7, 1, "app.corp.example.");
+    assert_eq!(kinds(&s.take_events()), ["S(1)"]);
+    // The epoch changed while that batch was on its way: what it left out is
+    // reported in the next one, once.
+    s.report_last_held();
+    assert!(s.has_events());
+    assert_eq!(kinds(&s.take_events()), ["R(app.corp.example)"]);
+    s.report_last_held();
+    assert!(!s.has_events());
+}
+
+#[test]
+fn new_resources_end_every_repeat_and_release_held_ones_with_the_old_matches() {
+    let mut s = stub();
+    s.set_repeat_window(1000);
+    at(&mut s, 0, 0, "app.corp.example.");
+    s.take_events();
+    at(&mut s, 1, 0, "app.corp.example.");
+    s.set_resources(
+        ResourceTable::new([res("new", "gw9", "app.corp.example", IpStack::Dual)]).unwrap(),
+    );
+    at(&mut s, 2, 0, "app.corp.example.");
+    let ids: Vec<Vec<String>> = s
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            StubEvent::ResourceQuery(r) => {
+                Some(r.matches.into_iter().map(|m| m.resource_id).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, [vec!["web".to_string()], vec!["new".to_string()]]);
+}
+
+#[test]
+fn a_dropped_report_is_not_remembered_and_no_window_means_every_query() {
+    let mut s = Stub::new(
+        stub().resources,
+        ProxyIpAllocator::new(),
+        StubOptions {
+            event_capacity: 1,
+            ..StubOptions::default()
+        },
+    );
+    s.set_repeat_window(1000);
+    at(&mut s, 0, 0, "app.corp.example.");
+    s.take_events();
+    udp(&mut s, &q("example.com.", RecordType::A));
+    at(&mut s, 1, 0, "db.corp.example."); // dropped: the queue is full
+    s.take_events();
+    at(&mut s, 2, 0, "db.corp.example.");
+    assert_eq!(kinds(&s.take_events()), ["R(db.corp.example)"]);
+
+    let mut s = stub();
+    for t in 0..3 {
+        at(&mut s, t, 0, "app.corp.example.");
+        assert_eq!(kinds(&s.take_events()), ["R(app.corp.example)"]);
+    }
+    assert_eq!(s.stats().events_repeats, 0);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
