@@ -166,6 +166,9 @@ describe.runIf(run)('WireGuard tunnel between two namespaces', () => {
     expect(perRead).toBeGreaterThan(4);
     expect(perSend).toBeGreaterThan(4);
     expect(perReceive).toBeGreaterThan(2);
+    // GRO on the way out: consecutive segments of the stream written as one.
+    expect(delta(b1, b0, 'tun_tx_coalesced')).toBeGreaterThan(0);
+    expect(delta(b1, b0, 'tun_tx_coalesced') * 4).toBeLessThan(delta(b1, b0, 'tun_tx_packets'));
     expect(delta(b1, b0, 'drop_oversized') + delta(b1, b0, 'drop_tun_write_error')).toBe(0);
   });
 

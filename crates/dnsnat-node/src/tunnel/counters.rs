@@ -26,6 +26,7 @@ counters! {
     // GSO/GRO one call carries many packets.
     tun_rx_reads,
     tun_tx_batches,
+    tun_tx_coalesced,
     udp_rx_reads,
     udp_tx_sends,
     control_rx,

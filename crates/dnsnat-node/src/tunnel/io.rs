@@ -93,8 +93,17 @@ pub struct DeviceTx {
 impl DeviceTx {
     pub fn new(capacity: usize) -> DeviceTx {
         DeviceTx {
+            // Coalescing appends the payloads of a flow's later segments to
+            // its first buffer (or, prepending, to a later one), and tun-rs
+            // coalesces only into a buffer whose capacity already holds the
+            // result: every buffer reserves a whole 64 KiB super-packet. Only
+            // the pages a write touches become resident.
             bufs: (0..DEVICE_BATCH)
-                .map(|_| vec![0u8; HEADROOM + capacity])
+                .map(|_| {
+                    let mut b = Vec::with_capacity(2 * HEADROOM + MAX_UDP);
+                    b.resize(HEADROOM + capacity, 0);
+                    b
+                })
                 .collect(),
             count: 0,
             capacity,
@@ -154,6 +163,15 @@ impl DeviceTx {
 
     pub fn clear(&mut self) {
         self.count = 0;
+    }
+
+    /// After a write: how many of the written buffers carried several
+    /// packets coalesced into one.
+    pub fn coalesced(&self) -> usize {
+        self.bufs[..self.count]
+            .iter()
+            .filter(|b| b.len() > HEADROOM + self.capacity)
+            .count()
     }
 }
 
@@ -237,6 +255,8 @@ fn unmap(addr: SocketAddr) -> SocketAddr {
 pub trait Device: Send + Sync + 'static {
     /// Reads one or more IP packets into `rx` (waits for at least one).
     fn recv_batch(&self, rx: &mut DeviceRx) -> impl Future<Output = io::Result<()>> + Send;
+    /// Like `recv_batch`, without waiting: `WouldBlock` when nothing is there.
+    fn try_recv_batch(&self, rx: &mut DeviceRx) -> io::Result<()>;
     /// Writes every packet of `tx`; on an error the others are still written.
     fn send_batch(&self, tx: &mut DeviceTx) -> impl Future<Output = io::Result<()>> + Send;
 }
@@ -262,6 +282,17 @@ impl Device for tun_rs::AsyncDevice {
             count,
         } = rx;
         *count = self.recv_multiple(raw, bufs, sizes, 0).await?;
+        Ok(())
+    }
+
+    fn try_recv_batch(&self, rx: &mut DeviceRx) -> io::Result<()> {
+        let DeviceRx {
+            raw,
+            bufs,
+            sizes,
+            count,
+        } = rx;
+        *count = self.try_recv_multiple(raw, bufs, sizes, 0)?;
         Ok(())
     }
 

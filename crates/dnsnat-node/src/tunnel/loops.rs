@@ -451,13 +451,23 @@ impl<D: Device, S: Socket> Shared<D, S> {
         }
     }
 
+    fn take_from_device(&self, rx: &mut DeviceRx, outbox: &mut Outbox) {
+        inc(&self.counters.tun_rx_reads);
+        add(&self.counters.tun_rx_packets, rx.len() as u64);
+        for i in 0..rx.len() {
+            self.outbound(rx.packet_mut(i), outbox);
+        }
+    }
+
     async fn write_device(&self, tx: &mut DeviceTx) {
         let n = tx.len() as u64;
         if n == 0 {
             return;
         }
         inc(&self.counters.tun_tx_batches);
-        match self.device.send_batch(tx).await {
+        let result = self.device.send_batch(tx).await;
+        add(&self.counters.tun_tx_coalesced, tx.coalesced() as u64);
+        match result {
             Ok(()) => add(&self.counters.tun_tx_packets, n),
             // The device writes the rest after a failed packet but does not
             // say which failed: counted as one failure, the rest as written.
@@ -469,6 +479,11 @@ impl<D: Device, S: Socket> Shared<D, S> {
         tx.clear();
     }
 }
+
+/// Reads from the device per wakeup, at most: a TCP burst comes in one read,
+/// but small packets (the ACKs of a transfer in the other direction) come one
+/// per read; taking what is already queued lets their datagrams share sends.
+const DEVICE_READS_PER_WAKEUP: usize = 16;
 
 /// Device → peers.
 pub async fn tun_to_udp<D: Device, S: Socket>(shared: Arc<Shared<D, S>>) {
@@ -482,10 +497,13 @@ pub async fn tun_to_udp<D: Device, S: Socket>(shared: Arc<Shared<D, S>>) {
             }
             continue;
         }
-        inc(&shared.counters.tun_rx_reads);
-        add(&shared.counters.tun_rx_packets, rx.len() as u64);
-        for i in 0..rx.len() {
-            shared.outbound(rx.packet_mut(i), &mut outbox);
+        shared.take_from_device(&mut rx, &mut outbox);
+        for _ in 1..DEVICE_READS_PER_WAKEUP {
+            match shared.device.try_recv_batch(&mut rx) {
+                Ok(()) => shared.take_from_device(&mut rx, &mut outbox),
+                Err(e) if is_bad_packet(&e) => inc(&shared.counters.drop_tun_read_error),
+                Err(_) => break,
+            }
         }
         outbox.flush(&shared.socket, &shared.counters);
     }

@@ -102,6 +102,19 @@ impl Device for FakeDevice {
         Ok(())
     }
 
+    fn try_recv_batch(&self, rx: &mut DeviceRx) -> io::Result<()> {
+        let mut queue = self
+            .from_os
+            .try_lock()
+            .map_err(|_| io::Error::from(io::ErrorKind::WouldBlock))?;
+        let p = queue
+            .try_recv()
+            .map_err(|_| io::Error::from(io::ErrorKind::WouldBlock))?;
+        rx.clear();
+        rx.push(&p);
+        Ok(())
+    }
+
     async fn send_batch(&self, tx: &mut DeviceTx) -> io::Result<()> {
         for p in tx.packets() {
             self.to_os
