@@ -307,6 +307,12 @@ export interface TunnelOptions {
   /** Device MTU; default 1280. */
   mtu?: number
   /**
+   * TCP segmentation and checksum offloads on the device (default true):
+   * whole TCP bursts per read and write instead of one packet each.
+   * `false` is for comparison and for kernels without `IFF_VNET_HDR`.
+   */
+  offload?: boolean
+  /**
    * The client role: a stub DNS resolver on the sentinel addresses and
    * routes for the proxy ranges into the device.
    */
