@@ -100,6 +100,7 @@ pub async fn serve_udp(client: Arc<ClientRole>, socket: Arc<UdpSocket>) {
     let mut out = Vec::with_capacity(1500);
     let mut answers = Answers::default();
     let mut forwards: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
+    let mut gso = Vec::new();
     loop {
         let received = socket
             .async_io(Interest::READABLE, || {
@@ -133,16 +134,82 @@ pub async fn serve_udp(client: Arc<ClientRole>, socket: Arc<UdpSocket>) {
                 client.events_ready.notify_one();
             }
         }
-        for &(start, end, to) in &answers.to {
-            let answer = &answers.bytes[start..end];
+        send_answers(&socket, &state, &mut answers, &mut gso).await;
+        for (query, from) in forwards.drain(..) {
+            spawn_forward(&client, &socket, query, from);
+        }
+    }
+}
+
+/// Sends a batch's answers. Answers of the same size to the same client go
+/// out together where the kernel has UDP GSO (one `sendmsg`, one route
+/// lookup, for up to `max_gso_segments` datagrams that the kernel splits
+/// again); the order of answers to different queries does not matter in DNS.
+async fn send_answers(
+    socket: &UdpSocket,
+    state: &quinn_udp::UdpSocketState,
+    answers: &mut Answers,
+    gso: &mut Vec<u8>,
+) {
+    let max_segments = state.max_gso_segments();
+    if max_segments > 1 && answers.to.len() > 1 {
+        answers
+            .to
+            .sort_unstable_by_key(|&(start, end, to)| (to, end - start, start));
+    }
+    let mut i = 0;
+    while i < answers.to.len() {
+        let (start, end, to) = answers.to[i];
+        let size = end - start;
+        let mut run = 1;
+        while run < max_segments
+            && (run + 1) * size <= MAX_UDP
+            && answers
+                .to
+                .get(i + run)
+                .is_some_and(|&(s, e, t)| t == to && e - s == size)
+        {
+            run += 1;
+        }
+        let group = &answers.to[i..i + run];
+        i += run;
+        if run > 1 {
+            gso.clear();
+            for &(s, e, _) in group {
+                gso.extend_from_slice(&answers.bytes[s..e]);
+            }
+            let transmit = quinn_udp::Transmit {
+                destination: to,
+                ecn: None,
+                contents: gso,
+                segment_size: Some(size),
+                src_ip: None,
+            };
+            let sent = match socket.try_io(Interest::WRITABLE, || {
+                state.try_send(socket.into(), &transmit)
+            }) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    socket
+                        .async_io(Interest::WRITABLE, || {
+                            state.try_send(socket.into(), &transmit)
+                        })
+                        .await
+                }
+                other => other,
+            };
+            if sent.is_ok() {
+                continue;
+            }
+            // GSO refused (quinn-udp turns it off for the next batches): one
+            // datagram at a time.
+        }
+        for &(s, e, to) in group {
+            let answer = &answers.bytes[s..e];
             if let Err(e) = socket.try_send_to(answer, to)
                 && e.kind() == std::io::ErrorKind::WouldBlock
             {
                 let _ = socket.send_to(answer, to).await;
             }
-        }
-        for (query, from) in forwards.drain(..) {
-            spawn_forward(&client, &socket, query, from);
         }
     }
 }
