@@ -2,7 +2,8 @@
 //
 // - dnsnat: the client Tunnel's stub on the sentinel 100.100.111.1 (UDP sockets bound to the sentinel, an
 //   address of the TUN device, so the kernel delivers queries locally, as it does for dnsmasq). Names host-<i>.bench.example match the resource *.bench.example (IPv4 only) and are
-//   answered with four proxy IPs each; every query is also reported to JavaScript as a dns-query event.
+//   answered with four proxy IPs each; every query is also reported to JavaScript as the client does it (a dns-query
+//   event for a name's first query in a second, a count in queries-seen for its repeats).
 // - dnsmasq: on the same namespace's loopback, answering the same names from local records (address=/name/ip,
 //   four addresses per name, like the stub), no upstream, no logging.
 //

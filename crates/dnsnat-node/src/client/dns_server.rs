@@ -95,7 +95,9 @@ pub async fn serve_udp(client: Arc<ClientRole>, socket: Arc<UdpSocket>) {
         Ok(state) => state,
         Err(_) => return serve_udp_single(client, socket).await,
     };
-    let mut bufs = vec![vec![0u8; MAX_UDP]; UDP_BATCH];
+    // Each buffer zeroed by the allocator (not a copy of the first), so only
+    // the bytes queries actually fill become resident.
+    let mut bufs: Vec<Vec<u8>> = (0..UDP_BATCH).map(|_| vec![0u8; MAX_UDP]).collect();
     let mut meta = vec![quinn_udp::RecvMeta::default(); UDP_BATCH];
     let mut out = Vec::with_capacity(1500);
     let mut answers = Answers::default();
