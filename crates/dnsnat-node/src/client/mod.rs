@@ -194,12 +194,24 @@ impl ClientRole {
     }
 
     /// The ids of keys matching `pred` (clearing a gateway or a resource).
+    ///
+    /// A clear is also how JavaScript says an entry failed by timeout: the
+    /// repeats the last batch held back may already be on their way to it,
+    /// behind that change, so they are reported again in the next batch.
     pub fn key_ids_where(&self, mut pred: impl FnMut(&GateKey) -> bool) -> Vec<u32> {
         self.note_command();
-        let keys = lock(&self.keys);
-        (0..keys.keys.len() as u32)
-            .filter(|id| keys.get(*id).is_some_and(&mut pred))
-            .collect()
+        let ids = {
+            let keys = lock(&self.keys);
+            (0..keys.keys.len() as u32)
+                .filter(|id| keys.get(*id).is_some_and(&mut pred))
+                .collect()
+        };
+        let mut stub = self.stub();
+        stub.report_last_held();
+        if stub.has_events() {
+            self.events_ready.notify_one();
+        }
+        ids
     }
 
     pub fn invalidate_routes(&self) {
@@ -334,5 +346,29 @@ mod tests {
         assert_eq!(r.epoch(), e3);
         others.fetch_add(1, Ordering::SeqCst);
         assert_ne!(r.epoch(), e3);
+        // A clear reports again what the last batch held back.
+        let resources = ResourceTable::new([dnsnat_core::dns::Resource {
+            id: "r".into(),
+            gateway_id: "gw".into(),
+            pattern: dnsnat_core::pattern::Pattern::parse("*.example").unwrap(),
+            ip_stack: dnsnat_core::dns::IpStack::Ipv4,
+        }])
+        .unwrap();
+        r.stub().set_resources(resources);
+        let a_query = [
+            0u8, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 7, b'e', b'x', b'a', b'm', b'p', b'l',
+            b'e', 0, 0, 1, 0, 1,
+        ];
+        let mut out = Vec::new();
+        let kinds =
+            |events: Vec<TunnelEvent>| events.into_iter().map(|e| e.kind).collect::<Vec<_>>();
+        r.stub_now()
+            .handle_query(&a_query, dnsnat_core::dns::Transport::Udp, &mut out);
+        assert_eq!(kinds(r.take_events().0), ["dns-query"]);
+        r.stub_now()
+            .handle_query(&a_query, dnsnat_core::dns::Transport::Udp, &mut out);
+        assert_eq!(kinds(r.take_events().0), ["queries-seen"]);
+        r.key_ids_where(|_| false);
+        assert_eq!(kinds(r.take_events().0), ["dns-query"]);
     }
 }
