@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import native from '../../ts/native.js';
+import { tunnelLoss } from '../support/loss.js';
 import { type JsonLineProcess, Lab } from '../support/netns.js';
 import { canRunPrivileged } from '../support/privileges.js';
 
@@ -264,12 +265,7 @@ describe.runIf(run)('dnsnat end to end', () => {
   });
 
   it('with 30% loss each way, 100 names queried by applications all reach confirmed and 10 MiB arrive intact', async () => {
-    lab.exec(g, 'nft', [
-      'add table inet loss; add chain inet loss in { type filter hook input priority 0; };' +
-        ' add chain inet loss out { type filter hook output priority 0; };' +
-        ' add rule inet loss in udp dport 51820 numgen random mod 100 < 30 drop;' +
-        ' add rule inet loss out udp sport 51820 numgen random mod 100 < 30 drop',
-    ]);
+    const undo = tunnelLoss(lab, [c, g], 30);
     try {
       const names = Array.from({ length: 100 }, (_, i) => `n${i}.corp.example`);
       // Applications keep asking for names that do not work yet.
@@ -299,7 +295,7 @@ describe.runIf(run)('dnsnat end to end', () => {
       ]);
       expect(sha.trim()).toBe(bigSha);
     } finally {
-      lab.exec(g, 'nft', ['delete table inet loss'], { allowFail: true });
+      undo();
     }
   }, 240_000);
 
