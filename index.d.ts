@@ -44,6 +44,11 @@ export declare class Tunnel {
   get name(): string
   /** The UDP port the tunnel listens on (useful with port 0). */
   get localPort(): number
+  /**
+   * Whether the device runs with offloads (TCP bursts per read and
+   * write); false when they were turned off or the kernel lacks them.
+   */
+  get offload(): boolean
   /** Our public key, base64. */
   get publicKey(): string
   /** Adds a peer, or replaces the one with the same key. */

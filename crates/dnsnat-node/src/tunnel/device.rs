@@ -67,14 +67,22 @@ fn ip(name: &str, args: &[&str]) -> Result<(), DeviceError> {
 
 /// Creates and configures the device. Must run inside the tokio runtime.
 pub fn create(cfg: &DeviceConfig<'_>) -> Result<tun_rs::AsyncDevice, DeviceError> {
-    let dev = tun_rs::DeviceBuilder::new()
-        .name(cfg.name)
-        .offload(cfg.offload)
-        .build_async()
-        .map_err(|source| DeviceError::Create {
-            name: cfg.name.into(),
-            source,
-        })?;
+    let build = |offload: bool| {
+        tun_rs::DeviceBuilder::new()
+            .name(cfg.name)
+            .offload(offload)
+            .build_async()
+    };
+    // A kernel without IFF_VNET_HDR or TUNSETOFFLOAD refuses the offloaded
+    // device; the plain one then does the same job, one packet per call.
+    let dev = match build(cfg.offload) {
+        Err(_) if cfg.offload => build(false),
+        result => result,
+    }
+    .map_err(|source| DeviceError::Create {
+        name: cfg.name.into(),
+        source,
+    })?;
     let mtu = cfg.mtu.to_string();
     ip(
         cfg.name,

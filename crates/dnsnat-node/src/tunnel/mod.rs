@@ -137,6 +137,7 @@ pub struct Tunnel {
     tasks: Vec<JoinHandle<()>>,
     name: String,
     local_port: u32,
+    offload: bool,
 }
 
 #[napi]
@@ -234,6 +235,7 @@ impl Tunnel {
             offload: options.offload.unwrap_or(true),
         })
         .map_err(|e| Error::from_reason(e.to_string()))?;
+        let offload = device.tcp_gso();
 
         let counters = Arc::new(Counters::default());
         let (events, events_task) = events::spawn(on_events, counters.clone());
@@ -275,6 +277,7 @@ impl Tunnel {
             tasks,
             name: options.name,
             local_port,
+            offload,
         })
     }
 
@@ -294,6 +297,13 @@ impl Tunnel {
     #[napi(getter)]
     pub fn local_port(&self) -> u32 {
         self.local_port
+    }
+
+    /// Whether the device runs with offloads (TCP bursts per read and
+    /// write); false when they were turned off or the kernel lacks them.
+    #[napi(getter)]
+    pub fn offload(&self) -> bool {
+        self.offload
     }
 
     /// Our public key, base64.
