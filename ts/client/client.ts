@@ -170,7 +170,12 @@ export async function startClient(
     const timeouts = nat.counters().timeouts;
     if (timeouts !== timeoutsSeen) {
       timeoutsSeen = timeouts;
-      tunnel?.clearGates();
+      try {
+        tunnel?.clearGates();
+      } catch (e) {
+        counters.effectErrors++;
+        log.error({ err: e }, 'telling the stub about a timeout failed');
+      }
     }
     if (timer) clearTimeout(timer);
     timer = undefined;
