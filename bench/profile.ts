@@ -5,7 +5,7 @@
 //   CARGO_TARGET_DIR=/tmp/dnsnat-prof CARGO_PROFILE_RELEASE_STRIP=none \
 //     CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --release -p dnsnat-node
 //   cp /tmp/dnsnat-prof/release/libdnsnat_node.so /tmp/dnsnat-prof.node
-//   npx tsx bench/profile.ts /tmp/dnsnat-prof.node [up|down|dns] [seconds]
+//   npx tsx bench/profile.ts /tmp/dnsnat-prof.node [up|down|udp-up|udp-down|dns] [seconds]
 //
 // `dns` profiles the client while dnsperf queries its stub (resource names) instead of running iperf3.
 // (The release profile strips symbols; the copy built above keeps them.) Prints perf's report by thread and
@@ -64,7 +64,9 @@ async function main(): Promise<void> {
         /per second/,
       );
     } else {
-      const args = ['-c', path.target, '-t', seconds, ...(direction === 'down' ? ['-R'] : [])];
+      // up | down: TCP; udp-up | udp-down: UDP as fast as iperf3 can send, as in the benchmark.
+      const udp = direction.startsWith('udp') ? ['-u', '-b', '0', '-l', '1392'] : [];
+      const args = ['-c', path.target, '-t', seconds, ...udp, ...(direction.endsWith('down') ? ['-R'] : [])];
       show(nsExec(path.client, 'iperf3', args, (Number(seconds) + 20) * 1000), /receiver|sender/);
     }
     await Promise.all(recorders.map((r) => new Promise((resolve) => r.on('exit', resolve))));
