@@ -481,9 +481,11 @@ impl<D: Device, S: Socket> Shared<D, S> {
 }
 
 /// Reads from the device per wakeup, at most: a TCP burst comes in one read,
-/// but small packets (the ACKs of a transfer in the other direction) come one
-/// per read; taking what is already queued lets their datagrams share sends.
-const DEVICE_READS_PER_WAKEUP: usize = 16;
+/// but small packets (the ACKs of a transfer in the other direction) and an
+/// application's UDP datagrams come one per read; taking what is already
+/// queued lets their datagrams share sends (a GSO group holds up to 44
+/// full-sized ones). 64 rather than 16 gave UDP up 2.9× → 3.3× wireguard-go.
+const DEVICE_READS_PER_WAKEUP: usize = 64;
 
 /// Device → peers.
 pub async fn tun_to_udp<D: Device, S: Socket>(shared: Arc<Shared<D, S>>) {
