@@ -20,6 +20,8 @@ import { type ClientState, readState, writeState } from './state-file.js';
 
 const PROXY_RANGES = ['100.96.0.0/11', 'fd00:2021:1111:8000::/107'];
 const RESOLV_CONF = '/etc/resolv.conf';
+/** How long new proxy-IP allocations may wait to be written to the state file together. */
+const PERSIST_DELAY_MS = 250;
 
 export interface ClientStartOptions {
   logger?: Logger;
@@ -204,9 +206,24 @@ export async function startClient(
   }
 
   function persist(): void {
+    if (persistTimer) clearTimeout(persistTimer);
+    persistTimer = undefined;
     if (tunnel) state.proxyIpTable = tunnel.exportProxyIps();
     state.upstreamDns = upstreamDns;
     writeState(config.stateFile, state);
+  }
+
+  // A write exports and serialises the whole proxy-IP table, so writing it for every new name costs O(names)
+  // each time, on the event loop, while the name's setup is in flight (DomainStatus waits behind it). New names
+  // within PERSIST_DELAY_MS share one write. A crash inside that window loses only allocations younger than
+  // it, shorter than the stub's 1 s answer TTL; stop() writes at once.
+  let persistTimer: NodeJS.Timeout | undefined;
+  function schedulePersist(): void {
+    if (persistTimer || stopped) return;
+    persistTimer = setTimeout(() => {
+      persistTimer = undefined;
+      if (!stopped) persist();
+    }, PERSIST_DELAY_MS);
   }
 
   function onEvents(events: TunnelEvent[]): void {
@@ -312,7 +329,7 @@ export async function startClient(
       }
     }
     drain();
-    if (allocated) persist();
+    if (allocated) schedulePersist();
   }
 
   tunnel = await native.Tunnel.create(
