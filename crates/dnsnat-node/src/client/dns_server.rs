@@ -19,6 +19,8 @@ use super::ClientRole;
 
 /// Per upstream attempt.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
+/// Least time between two batches of the stub's events.
+const EVENT_BATCH_WINDOW: Duration = Duration::from_millis(2);
 /// Largest DNS message over UDP we read (EDNS0 allows up to 65,535).
 const MAX_UDP: usize = 65_535;
 
@@ -313,12 +315,20 @@ pub async fn serve_tcp(client: Arc<ClientRole>, listener: TcpListener) {
 }
 
 /// Drains the stub's events into the tunnel's event stream whenever a query
-/// produced some; a short pause lets a burst of queries share one batch.
+/// produced some, at most one batch per `EVENT_BATCH_WINDOW`.
 pub async fn pump_events(client: Arc<ClientRole>, sink: crate::tunnel::EventSinkHandle) {
     client.follow_events(sink.others_pushed());
+    let mut last_batch: Option<tokio::time::Instant> = None;
     loop {
         client.events_ready.notified().await;
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        // Batches are at least EVENT_BATCH_WINDOW apart, so under a storm of
+        // queries JavaScript gets one per window; but the first after a
+        // quiet spell goes at once: it is usually a new name, whose setup
+        // (and the application's first connection) waits on this event.
+        if let Some(last) = last_batch {
+            tokio::time::sleep_until(last + EVENT_BATCH_WINDOW).await;
+        }
+        last_batch = Some(tokio::time::Instant::now());
         let (events, epoch) = client.take_events();
         for e in events {
             let report = e.kind == "dns-query";
