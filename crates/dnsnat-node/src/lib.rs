@@ -9,6 +9,7 @@ mod keys;
 mod resolver;
 mod runtime;
 mod tunnel;
+mod udp;
 
 pub use keys::{KeyPair, generate_keypair, public_key_of};
 pub use resolver::{Resolution, Resolver, ResolverOptions, ResolverStats};

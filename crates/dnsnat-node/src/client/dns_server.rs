@@ -5,24 +5,22 @@
 //! it does not answer). Each forward runs in its own task with a deadline, so
 //! a slow upstream never holds up answers the stub gives locally.
 
-use std::io::IoSliceMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dnsnat_core::dns::{StubAction, TcpFrameDecoder, Transport, encode_frame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use super::ClientRole;
+use crate::udp::{BatchSocket, Datagrams, MAX_UDP};
 
 /// Per upstream attempt.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
 /// Least time between two batches of the stub's events.
 const EVENT_BATCH_WINDOW: Duration = Duration::from_millis(2);
-/// Largest DNS message over UDP we read (EDNS0 allows up to 65,535).
-const MAX_UDP: usize = 65_535;
 
 fn answered(client: &ClientRole) {
     if client.stub().has_events() {
@@ -89,56 +87,39 @@ struct Answers {
     to: Vec<(usize, usize, SocketAddr)>,
 }
 
-pub async fn serve_udp(client: Arc<ClientRole>, socket: Arc<UdpSocket>) {
-    // recvmmsg through quinn-udp: under load one system call brings a batch
-    // of queries, answered under one lock of the stub. quinn-udp also turns
-    // on GRO, so a buffer may hold several datagrams of one sender.
-    let state = match quinn_udp::UdpSocketState::new((&*socket).into()) {
-        Ok(state) => state,
-        Err(_) => return serve_udp_single(client, socket).await,
-    };
-    // Each buffer zeroed by the allocator (not a copy of the first), so only
-    // the bytes queries actually fill become resident.
-    let mut bufs: Vec<Vec<u8>> = (0..UDP_BATCH).map(|_| vec![0u8; MAX_UDP]).collect();
-    let mut meta = vec![quinn_udp::RecvMeta::default(); UDP_BATCH];
+pub async fn serve_udp(client: Arc<ClientRole>, socket: Arc<BatchSocket>) {
+    // Under load one system call brings a batch of queries, answered under
+    // one lock of the stub; with GRO a buffer may hold several datagrams of
+    // one sender.
+    let mut queries = Datagrams::new(UDP_BATCH);
     let mut out = Vec::with_capacity(1500);
     let mut answers = Answers::default();
     let mut forwards: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
     let mut gso = Vec::new();
     loop {
-        let received = socket
-            .async_io(Interest::READABLE, || {
-                let mut slices: Vec<IoSliceMut<'_>> =
-                    bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
-                state.recv((&*socket).into(), &mut slices, &mut meta)
-            })
-            .await;
-        let Ok(count) = received else {
+        if socket.recv(&mut queries).await.is_err() {
             continue;
-        };
+        }
         answers.bytes.clear();
         answers.to.clear();
         {
             let mut stub = client.stub_now();
-            for (buf, m) in bufs.iter().zip(&meta).take(count) {
-                let stride = if m.stride == 0 { m.len } else { m.stride }.max(1);
-                for query in buf[..m.len.min(buf.len())].chunks(stride) {
-                    match stub.handle_query(query, Transport::Udp, &mut out) {
-                        StubAction::Answer => {
-                            let start = answers.bytes.len();
-                            answers.bytes.extend_from_slice(&out);
-                            answers.to.push((start, answers.bytes.len(), m.addr));
-                        }
-                        StubAction::Forward => forwards.push((query.to_vec(), m.addr)),
-                        StubAction::Drop(_) => {}
+            for (query, from) in queries.iter() {
+                match stub.handle_query(query, Transport::Udp, &mut out) {
+                    StubAction::Answer => {
+                        let start = answers.bytes.len();
+                        answers.bytes.extend_from_slice(&out);
+                        answers.to.push((start, answers.bytes.len(), from));
                     }
+                    StubAction::Forward => forwards.push((query.to_vec(), from)),
+                    StubAction::Drop(_) => {}
                 }
             }
             if stub.has_events() {
                 client.events_ready.notify_one();
             }
         }
-        send_answers(&socket, &state, &mut answers, &mut gso).await;
+        send_answers(&socket, &mut answers, &mut gso).await;
         for (query, from) in forwards.drain(..) {
             spawn_forward(&client, &socket, query, from);
         }
@@ -147,15 +128,10 @@ pub async fn serve_udp(client: Arc<ClientRole>, socket: Arc<UdpSocket>) {
 
 /// Sends a batch's answers. Answers of the same size to the same client go
 /// out together where the kernel has UDP GSO (one `sendmsg`, one route
-/// lookup, for up to `max_gso_segments` datagrams that the kernel splits
-/// again); the order of answers to different queries does not matter in DNS.
-async fn send_answers(
-    socket: &UdpSocket,
-    state: &quinn_udp::UdpSocketState,
-    answers: &mut Answers,
-    gso: &mut Vec<u8>,
-) {
-    let max_segments = state.max_gso_segments();
+/// lookup, for up to `max_segments` datagrams that the kernel splits again);
+/// the order of answers to different queries does not matter in DNS.
+async fn send_answers(socket: &BatchSocket, answers: &mut Answers, gso: &mut Vec<u8>) {
+    let max_segments = socket.max_segments();
     if max_segments > 1 && answers.to.len() > 1 {
         answers
             .to
@@ -182,38 +158,14 @@ async fn send_answers(
             for &(s, e, _) in group {
                 gso.extend_from_slice(&answers.bytes[s..e]);
             }
-            let transmit = quinn_udp::Transmit {
-                destination: to,
-                ecn: None,
-                contents: gso,
-                segment_size: Some(size),
-                src_ip: None,
-            };
-            let sent = match socket.try_io(Interest::WRITABLE, || {
-                state.try_send(socket.into(), &transmit)
-            }) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    socket
-                        .async_io(Interest::WRITABLE, || {
-                            state.try_send(socket.into(), &transmit)
-                        })
-                        .await
-                }
-                other => other,
-            };
-            if sent.is_ok() {
+            if socket.send(gso, size, to).await.is_ok() {
                 continue;
             }
             // GSO refused (quinn-udp turns it off for the next batches): one
             // datagram at a time.
         }
         for &(s, e, to) in group {
-            let answer = &answers.bytes[s..e];
-            if let Err(e) = socket.try_send_to(answer, to)
-                && e.kind() == std::io::ErrorKind::WouldBlock
-            {
-                let _ = socket.send_to(answer, to).await;
-            }
+            let _ = socket.send(&answers.bytes[s..e], e - s, to).await;
         }
     }
 }
@@ -221,7 +173,7 @@ async fn send_answers(
 /// Relays one query to the upstream resolvers in its own task.
 fn spawn_forward(
     client: &Arc<ClientRole>,
-    socket: &Arc<UdpSocket>,
+    socket: &Arc<BatchSocket>,
     query: Vec<u8>,
     from: SocketAddr,
 ) {
@@ -229,7 +181,7 @@ fn spawn_forward(
     tokio::spawn(async move {
         match forward_udp(&client.upstream, &query).await {
             Some(answer) => {
-                let _ = socket.send_to(&answer, from).await;
+                let _ = socket.send(&answer, answer.len(), from).await;
             }
             None => {
                 client
@@ -239,29 +191,6 @@ fn spawn_forward(
             }
         }
     });
-}
-
-/// One query per system call, where quinn-udp cannot set the socket up.
-async fn serve_udp_single(client: Arc<ClientRole>, socket: Arc<UdpSocket>) {
-    let mut buf = vec![0u8; MAX_UDP];
-    let mut out = Vec::with_capacity(1500);
-    loop {
-        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
-            continue;
-        };
-        let query = &buf[..n];
-        let action = client
-            .stub_now()
-            .handle_query(query, Transport::Udp, &mut out);
-        answered(&client);
-        match action {
-            StubAction::Answer => {
-                let _ = socket.send_to(&out, from).await;
-            }
-            StubAction::Forward => spawn_forward(&client, &socket, query.to_vec(), from),
-            StubAction::Drop(_) => {}
-        }
-    }
 }
 
 async fn serve_connection(client: Arc<ClientRole>, mut stream: TcpStream) {
@@ -375,7 +304,8 @@ mod tests {
         .unwrap();
         let stub = Stub::new(resources, ProxyIpAllocator::new(), StubOptions::default());
         let client = Arc::new(ClientRole::new(stub, Vec::new()));
-        let server = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let server =
+            Arc::new(BatchSocket::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap());
         let addr = server.local_addr().unwrap();
         let task = tokio::spawn(serve_udp(client.clone(), server));
 

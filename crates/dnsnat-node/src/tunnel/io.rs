@@ -1,6 +1,6 @@
 //! The two things a tunnel's loops do I/O on, as traits: the TUN device and
 //! the UDP socket, both moving packets in batches. The real ones are a
-//! `tun-rs` device with offloads and a UDP socket driven by `quinn-udp`; the
+//! `tun-rs` device with offloads and a [`BatchSocket`]; the
 //! tests drive the very same loops over in-memory fakes, so the packet logic
 //! of both roles is tested without root or a kernel.
 //!
@@ -13,11 +13,12 @@
 //! same-sized datagrams (UDP GSO) and one `recvmmsg` returns many (UDP GRO).
 
 use std::future::Future;
-use std::io::{self, IoSliceMut};
+use std::io;
 use std::net::SocketAddr;
 
-use tokio::io::Interest;
 use tun_rs::{GROTable, VIRTIO_NET_HDR_LEN};
+
+pub use crate::udp::{BatchSocket, Datagrams, MAX_UDP};
 
 /// Bytes kept free in front of every packet written to the device: the
 /// virtio-net header a TUN device with offloads expects before each write.
@@ -27,9 +28,6 @@ pub const HEADROOM: usize = VIRTIO_NET_HDR_LEN;
 pub const DEVICE_BATCH: usize = tun_rs::IDEAL_BATCH_SIZE;
 /// Buffers per `recvmmsg`; each holds one GRO super-datagram of ≤ 64 KiB.
 pub const SOCKET_BATCH: usize = 16;
-/// Largest UDP payload, and so the largest GRO super-datagram the kernel
-/// builds; a smaller receive buffer would truncate one.
-const MAX_UDP: usize = 65_535;
 
 /// IP packets read from the device in one go.
 pub struct DeviceRx {
@@ -175,83 +173,6 @@ impl DeviceTx {
     }
 }
 
-/// Datagrams received from the socket in one go. A buffer may hold several
-/// datagrams of `stride` bytes each (the last one may be shorter).
-pub struct SocketRx {
-    bufs: Vec<Vec<u8>>,
-    meta: Vec<quinn_udp::RecvMeta>,
-    count: usize,
-}
-
-impl Default for SocketRx {
-    fn default() -> Self {
-        SocketRx {
-            bufs: vec![vec![0u8; MAX_UDP]; SOCKET_BATCH],
-            meta: vec![quinn_udp::RecvMeta::default(); SOCKET_BATCH],
-            count: 0,
-        }
-    }
-}
-
-impl SocketRx {
-    /// Every datagram, with its sender.
-    pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
-        self.bufs[..self.count]
-            .iter()
-            .zip(&self.meta)
-            .flat_map(|(buf, m)| {
-                let stride = if m.stride == 0 {
-                    m.len.max(1)
-                } else {
-                    m.stride
-                };
-                buf[..m.len.min(buf.len())]
-                    .chunks(stride)
-                    .map(move |d| (d, unmap(m.addr)))
-            })
-    }
-
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    /// For the tests' fake socket: start a batch.
-    #[cfg(test)]
-    pub fn clear(&mut self) {
-        self.count = 0;
-    }
-
-    /// Adds datagrams of `stride` bytes each (the last one may be shorter)
-    /// from one sender, as GRO delivers them; false when the batch is full.
-    #[cfg(test)]
-    pub fn push(&mut self, datagrams: &[u8], stride: usize, from: SocketAddr) -> bool {
-        let Some(buf) = self.bufs.get_mut(self.count) else {
-            return false;
-        };
-        buf[..datagrams.len()].copy_from_slice(datagrams);
-        let mut m = quinn_udp::RecvMeta::default();
-        m.addr = from;
-        m.len = datagrams.len();
-        m.stride = stride;
-        self.meta[self.count] = m;
-        self.count += 1;
-        true
-    }
-}
-
-/// A dual-stack socket reports IPv4 senders as IPv4-mapped IPv6 addresses;
-/// peers' endpoints are compared and shown as plain IPv4.
-fn unmap(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => addr,
-        },
-        v4 => v4,
-    }
-}
-
 pub trait Device: Send + Sync + 'static {
     /// Reads one or more IP packets into `rx` (waits for at least one).
     fn recv_batch(&self, rx: &mut DeviceRx) -> impl Future<Output = io::Result<()>> + Send;
@@ -263,7 +184,7 @@ pub trait Device: Send + Sync + 'static {
 
 pub trait Socket: Send + Sync + 'static {
     /// Receives one or more datagrams into `rx` (waits for at least one).
-    fn recv_batch(&self, rx: &mut SocketRx) -> impl Future<Output = io::Result<()>> + Send;
+    fn recv_batch(&self, rx: &mut Datagrams) -> impl Future<Output = io::Result<()>> + Send;
     /// Sends `datagrams`: consecutive datagrams of `segment` bytes, the last
     /// one possibly shorter, all to `to`. Never waits: a full buffer is an
     /// error the caller counts as a drop.
@@ -306,40 +227,9 @@ impl Device for tun_rs::AsyncDevice {
     }
 }
 
-/// The tunnel's UDP socket with the state `quinn-udp` keeps for it (whether
-/// GSO works, how many GRO segments to expect).
-pub struct UdpTransport {
-    io: tokio::net::UdpSocket,
-    state: quinn_udp::UdpSocketState,
-    /// Bound to an IPv6 address (`[::]`): IPv4 peers are sent to as mapped.
-    v6: bool,
-}
-
-impl UdpTransport {
-    /// Takes a bound socket; turns on GRO where the kernel has it.
-    pub fn new(io: tokio::net::UdpSocket) -> io::Result<UdpTransport> {
-        let state = quinn_udp::UdpSocketState::new((&io).into())?;
-        let v6 = io.local_addr()?.is_ipv6();
-        Ok(UdpTransport { io, state, v6 })
-    }
-
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.local_addr()
-    }
-}
-
-impl Socket for UdpTransport {
-    async fn recv_batch(&self, rx: &mut SocketRx) -> io::Result<()> {
-        let SocketRx { bufs, meta, count } = rx;
-        *count = self
-            .io
-            .async_io(Interest::READABLE, || {
-                let mut slices: Vec<IoSliceMut<'_>> =
-                    bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
-                self.state.recv((&self.io).into(), &mut slices, meta)
-            })
-            .await?;
-        Ok(())
+impl Socket for BatchSocket {
+    async fn recv_batch(&self, rx: &mut Datagrams) -> io::Result<()> {
+        self.recv(rx).await
     }
 
     fn try_send_segments(
@@ -348,26 +238,10 @@ impl Socket for UdpTransport {
         segment: usize,
         to: SocketAddr,
     ) -> io::Result<()> {
-        // A socket bound to `[::]` sends to IPv4 peers as mapped addresses.
-        let destination = match to {
-            SocketAddr::V4(v4) if self.v6 => {
-                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
-            }
-            _ => to,
-        };
-        let transmit = quinn_udp::Transmit {
-            destination,
-            ecn: None,
-            contents: datagrams,
-            segment_size: (datagrams.len() > segment).then_some(segment),
-            src_ip: None,
-        };
-        self.io.try_io(Interest::WRITABLE, || {
-            self.state.try_send((&self.io).into(), &transmit)
-        })
+        self.try_send(datagrams, segment, to)
     }
 
     fn max_segments(&self) -> usize {
-        self.state.max_gso_segments()
+        BatchSocket::max_segments(self)
     }
 }

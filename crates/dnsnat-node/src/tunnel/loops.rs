@@ -16,8 +16,8 @@ use dnsnat_core::nat::{ClientNat, MAX_REPLY_LEN, NatConfig, NatEvent, Timestamp,
 
 use super::counters::{Counters, NatDrops, add, inc};
 use super::events::{EventSink, TunnelEvent};
-use super::io::{Device, DeviceRx, DeviceTx, Socket, SocketRx, UdpTransport};
-use super::outbox::Outbox;
+use super::io::{BatchSocket, Datagrams, Device, DeviceRx, DeviceTx, SOCKET_BATCH, Socket};
+use super::outbox::{Outbox, count_send};
 use super::peers::{Peer, PeerTable, addresses};
 use crate::client::{ClientRole, is_proxy};
 use dnsnat_core::gate::Admit;
@@ -31,7 +31,7 @@ const TIMER_TICK: Duration = Duration::from_millis(250);
 /// silent that long is reported down.
 const PEER_DOWN_AFTER: Duration = Duration::from_secs(180);
 
-pub struct Shared<D: Device = tun_rs::AsyncDevice, S: Socket = UdpTransport> {
+pub struct Shared<D: Device = tun_rs::AsyncDevice, S: Socket = BatchSocket> {
     pub secret: StaticSecret,
     pub public: PublicKey,
     pub peers: RwLock<PeerTable>,
@@ -139,44 +139,47 @@ impl<D: Device, S: Socket> Shared<D, S> {
         self.peers.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sends one datagram now (timers).
+    /// Sends one datagram now (timers, commands).
     fn send(&self, datagram: &[u8], to: Option<SocketAddr>) {
         let Some(to) = to else {
             return inc(&self.counters.drop_send_error);
         };
-        match self.socket.try_send_segments(datagram, datagram.len(), to) {
-            Ok(()) => {
-                inc(&self.counters.udp_tx_datagrams);
-                inc(&self.counters.udp_tx_sends);
+        let result = self.socket.try_send_segments(datagram, datagram.len(), to);
+        count_send(&self.counters, result, 1);
+    }
+
+    /// Encrypts `packet` into `dst` under the peer's lock (or starts a
+    /// handshake and lets boringtun queue the packet until it completes);
+    /// the length of the datagram to send, if any.
+    fn encrypt(&self, tunn: &mut Tunn, packet: &[u8], dst: &mut [u8]) -> Option<usize> {
+        match tunn.encapsulate(packet, dst) {
+            TunnResult::WriteToNetwork(datagram) => Some(datagram.len()),
+            TunnResult::Err(_) => {
+                inc(&self.counters.drop_send_error);
+                None
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                inc(&self.counters.drop_send_full)
-            }
-            Err(_) => inc(&self.counters.drop_send_error),
+            _ => None,
         }
     }
 
     /// Encrypts one packet for `peer` and sends it now (commands).
     pub fn send_to_peer(&self, peer: &Peer, packet: &[u8]) {
-        let mut outbox = Outbox::default();
-        self.seal(peer, packet, &mut outbox);
-        outbox.flush(&self.socket, &self.counters);
+        // The packet padded to 16 bytes with WireGuard's 32, or a 148-byte
+        // handshake initiation: boringtun panics on a smaller buffer.
+        let mut out = vec![0u8; (packet.len() + 48).max(148)];
+        let endpoint = peer.endpoint();
+        let n = self.encrypt(&mut lock(&peer.tunn), packet, &mut out);
+        if let Some(n) = n {
+            self.send(&out[..n], endpoint);
+        }
     }
 
-    /// Encrypts `packet` for `peer` into `outbox` (or starts a handshake and
-    /// lets boringtun queue the packet until it completes).
+    /// Encrypts `packet` for `peer` into `outbox`.
     pub fn seal(&self, peer: &Peer, packet: &[u8], outbox: &mut Outbox) {
         let endpoint = peer.endpoint();
         let mut tunn = lock(&peer.tunn);
         outbox.push(&self.socket, &self.counters, endpoint, |dst| {
-            match tunn.encapsulate(packet, dst) {
-                TunnResult::WriteToNetwork(datagram) => Some(datagram.len()),
-                TunnResult::Err(_) => {
-                    inc(&self.counters.drop_send_error);
-                    None
-                }
-                _ => None,
-            }
+            self.encrypt(&mut tunn, packet, dst)
         });
     }
 
@@ -513,7 +516,7 @@ pub async fn tun_to_udp<D: Device, S: Socket>(shared: Arc<Shared<D, S>>) {
 
 /// Peers → device.
 pub async fn udp_to_tun<D: Device, S: Socket>(shared: Arc<Shared<D, S>>) {
-    let mut rx = SocketRx::default();
+    let mut rx = Datagrams::new(SOCKET_BATCH);
     let mut tx = DeviceTx::new(shared.mtu.max(MIN_PACKET_ROOM));
     let mut scratch = Scratch::new();
     loop {
@@ -521,7 +524,7 @@ pub async fn udp_to_tun<D: Device, S: Socket>(shared: Arc<Shared<D, S>>) {
             continue;
         }
         inc(&shared.counters.udp_rx_reads);
-        for (datagram, from) in rx.datagrams() {
+        for (datagram, from) in rx.iter() {
             shared.inbound(datagram, from, &mut tx, &mut scratch);
             if tx.is_full() {
                 shared.write_device(&mut tx).await;

@@ -221,7 +221,7 @@ impl Tunnel {
         let sock = socket2::SockRef::from(&socket);
         let _ = sock.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
         let _ = sock.set_send_buffer_size(SOCKET_BUFFER_BYTES);
-        let socket = io::UdpTransport::new(socket).map_err(|e| {
+        let socket = io::BatchSocket::new(socket).map_err(|e| {
             Error::from_reason(format!("cannot set up the socket on {listen}: {e}"))
         })?;
         let local_port = u32::from(socket.local_addr()?.port());
@@ -260,6 +260,9 @@ impl Tunnel {
                 })?;
                 let tcp = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                     Error::from_reason(format!("DNS stub cannot listen on tcp {addr}: {e}"))
+                })?;
+                let udp = io::BatchSocket::new(udp).map_err(|e| {
+                    Error::from_reason(format!("DNS stub cannot set up udp {addr}: {e}"))
                 })?;
                 tasks.push(tokio::spawn(dns_server::serve_udp(
                     role.clone(),

@@ -117,17 +117,22 @@ impl Outbox {
 
     fn send_group<S: Socket>(&mut self, socket: &S, counters: &Counters) {
         let Some(to) = self.to else { return };
-        let n = self.count as u64;
         // Non-blocking: a full socket buffer drops like a full link would,
         // instead of stalling the loop (and every other peer) behind it.
-        match socket.try_send_segments(&self.buf[..self.len], self.segment, to) {
-            Ok(()) => {
-                add(&counters.udp_tx_datagrams, n);
-                inc(&counters.udp_tx_sends);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => add(&counters.drop_send_full, n),
-            Err(_) => add(&counters.drop_send_error, n),
+        let result = socket.try_send_segments(&self.buf[..self.len], self.segment, to);
+        count_send(counters, result, self.count as u64);
+    }
+}
+
+/// Counts a send of `n` datagrams by how it ended.
+pub fn count_send(counters: &Counters, result: io::Result<()>, n: u64) {
+    match result {
+        Ok(()) => {
+            add(&counters.udp_tx_datagrams, n);
+            inc(&counters.udp_tx_sends);
         }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => add(&counters.drop_send_full, n),
+        Err(_) => add(&counters.drop_send_error, n),
     }
 }
 
@@ -143,7 +148,7 @@ mod tests {
     }
 
     impl Socket for Recorder {
-        async fn recv_batch(&self, _: &mut super::super::io::SocketRx) -> io::Result<()> {
+        async fn recv_batch(&self, _: &mut super::super::io::Datagrams) -> io::Result<()> {
             std::future::pending().await
         }
         fn try_send_segments(&self, d: &[u8], segment: usize, to: SocketAddr) -> io::Result<()> {

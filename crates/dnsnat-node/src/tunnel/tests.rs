@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use super::cidr::Cidr;
 use super::counters::Counters;
 use super::events::{EventSink, TunnelEvent};
-use super::io::{DEVICE_BATCH, Device, DeviceRx, DeviceTx, SOCKET_BATCH, Socket, SocketRx};
+use super::io::{DEVICE_BATCH, Datagrams, Device, DeviceRx, DeviceTx, SOCKET_BATCH, Socket};
 use super::loops::{self, PeerSpec, Shared};
 use crate::client::{ClientRole, GateKey};
 
@@ -43,7 +43,7 @@ struct FakeSocket {
 }
 
 impl Socket for FakeSocket {
-    async fn recv_batch(&self, rx: &mut SocketRx) -> io::Result<()> {
+    async fn recv_batch(&self, rx: &mut Datagrams) -> io::Result<()> {
         let mut queue = self.rx.lock().await;
         let first = queue.recv().await.ok_or(io::ErrorKind::BrokenPipe)?;
         rx.clear();
