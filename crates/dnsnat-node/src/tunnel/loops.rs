@@ -197,6 +197,11 @@ impl<D: Device, S: Socket> Shared<D, S> {
     }
 
     fn note_handshake(&self, peer: &Peer, tunn: &Tunn) {
+        // Checked first: boringtun reads the clock to answer, and this runs
+        // for every datagram (a tenth of the client's time in a UDP profile).
+        if peer.up.load(Ordering::Relaxed) {
+            return;
+        }
         let recent = tunn
             .time_since_last_handshake()
             .is_some_and(|t| t < PEER_DOWN_AFTER);

@@ -11,6 +11,7 @@ mod events;
 mod io;
 mod loops;
 mod outbox;
+mod packet_thread;
 mod peers;
 #[cfg(test)]
 mod tests;
@@ -41,6 +42,7 @@ use dnsnat_core::constants::{
 use dnsnat_core::dns::{ProxyIpAllocator, Stub, StubOptions};
 use dnsnat_core::gate::GateMode;
 use loops::{PeerSpec, Shared};
+use packet_thread::{PacketRuntime, PacketThread};
 use peers::Peer;
 
 /// Send and receive buffer of the tunnel's UDP socket.
@@ -134,6 +136,7 @@ pub struct PeerStatus {
 #[napi]
 pub struct Tunnel {
     shared: Option<Arc<Shared>>,
+    packets: Option<PacketThread>,
     tasks: Vec<JoinHandle<()>>,
     name: String,
     local_port: u32,
@@ -211,30 +214,26 @@ impl Tunnel {
             None => (None, Vec::new(), routes),
         };
         routes.dedup();
-        let socket = tokio::net::UdpSocket::bind(listen)
-            .await
-            .map_err(|e| Error::from_reason(format!("cannot listen on {listen}: {e}")))?;
-        // WireGuard traffic arrives in bursts; with the kernel's default
-        // buffers (~208 KiB) the benchmark saw more than half of a UDP burst
-        // dropped before the loop read it. Ask for what wireguard-go asks
-        // for; the kernel caps it at net.core.[rw]mem_max without an error.
-        let sock = socket2::SockRef::from(&socket);
-        let _ = sock.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
-        let _ = sock.set_send_buffer_size(SOCKET_BUFFER_BYTES);
-        let socket = io::BatchSocket::new(socket).map_err(|e| {
-            Error::from_reason(format!("cannot set up the socket on {listen}: {e}"))
-        })?;
+        // The device and socket belong to the packet thread's runtime; see
+        // packet_thread.rs. Nothing here awaits while inside it.
+        let packets = PacketRuntime::new()
+            .map_err(|e| Error::from_reason(format!("cannot start the packet thread: {e}")))?;
+        let (socket, device) = {
+            let _inside = packets.enter();
+            let socket = bind_tunnel_socket(listen)?;
+            let device = device::create(&device::DeviceConfig {
+                name: &options.name,
+                mtu,
+                ipv4,
+                ipv6,
+                routes: &routes,
+                extra_addresses: &extra_addresses,
+                offload: options.offload.unwrap_or(true),
+            })
+            .map_err(|e| Error::from_reason(e.to_string()))?;
+            (socket, device)
+        };
         let local_port = u32::from(socket.local_addr()?.port());
-        let device = device::create(&device::DeviceConfig {
-            name: &options.name,
-            mtu,
-            ipv4,
-            ipv6,
-            routes: &routes,
-            extra_addresses: &extra_addresses,
-            offload: options.offload.unwrap_or(true),
-        })
-        .map_err(|e| Error::from_reason(e.to_string()))?;
         let offload = device.tcp_gso();
 
         let counters = Arc::new(Counters::default());
@@ -247,12 +246,9 @@ impl Tunnel {
             client.as_ref().map(|(role, _)| role.clone()),
             usize::from(mtu),
         ));
-        let mut tasks = vec![
-            tokio::spawn(loops::tun_to_udp(shared.clone())),
-            tokio::spawn(loops::udp_to_tun(shared.clone())),
-            tokio::spawn(loops::timers(shared.clone())),
-            events_task,
-        ];
+        let packets = PacketThread::start(packets, shared.clone())
+            .map_err(|e| Error::from_reason(format!("cannot start the packet thread: {e}")))?;
+        let mut tasks = vec![tokio::spawn(loops::timers(shared.clone())), events_task];
         if let Some((role, listen)) = client {
             for addr in listen {
                 let udp = tokio::net::UdpSocket::bind(addr).await.map_err(|e| {
@@ -277,6 +273,7 @@ impl Tunnel {
         }
         Ok(Tunnel {
             shared: Some(shared),
+            packets: Some(packets),
             tasks,
             name: options.name,
             local_port,
@@ -686,11 +683,32 @@ impl Tunnel {
     /// event callback so Node can exit. Idempotent.
     #[napi]
     pub fn stop(&mut self) {
+        if let Some(mut packets) = self.packets.take() {
+            packets.stop();
+        }
         for t in self.tasks.drain(..) {
             t.abort();
         }
         self.shared = None;
     }
+}
+
+/// The tunnel's UDP socket, bound synchronously so that it registers with
+/// the runtime entered by the caller (the packet thread's).
+fn bind_tunnel_socket(listen: SocketAddr) -> Result<io::BatchSocket> {
+    let std_socket = std::net::UdpSocket::bind(listen)
+        .and_then(|s| s.set_nonblocking(true).map(|()| s))
+        .map_err(|e| Error::from_reason(format!("cannot listen on {listen}: {e}")))?;
+    // WireGuard traffic arrives in bursts; with the kernel's default buffers
+    // (~208 KiB) the benchmark saw more than half of a UDP burst dropped
+    // before the loop read it. Ask for what wireguard-go asks for; the kernel
+    // caps it at net.core.[rw]mem_max without an error.
+    let sock = socket2::SockRef::from(&std_socket);
+    let _ = sock.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = sock.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    tokio::net::UdpSocket::from_std(std_socket)
+        .and_then(io::BatchSocket::new)
+        .map_err(|e| Error::from_reason(format!("cannot set up the socket on {listen}: {e}")))
 }
 
 fn parse_socket_addr(text: &str, default_port: u16) -> Option<SocketAddr> {
