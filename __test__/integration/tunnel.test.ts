@@ -214,6 +214,16 @@ describe.runIf(run)('WireGuard tunnel between two namespaces', () => {
     expect(lab.exec(a, 'ping', ['-c', '1', '-W', '3', '100.64.0.2'])).toMatch(/1 received/);
   });
 
+  it('runs its packets on one thread of its own, which stop ends', async () => {
+    const ready = await pa.waitFor<{ threads: string[] }>((l) => l.ready === true);
+    expect(ready.threads.filter((t) => t === 'dnsnat-packets')).toHaveLength(1);
+    // The rest of the addon's work stays on the shared runtime.
+    expect(ready.threads).toContain('dnsnat-rt');
+    pa.send({ stop: true });
+    const stopped = await pa.waitFor<{ threads: string[] }>((l) => l.stopped === true);
+    expect(stopped.threads).not.toContain('dnsnat-packets');
+  });
+
   it('stop removes the device and lets the process exit on its own', async () => {
     pb.send({ stop: true });
     await pb.waitFor((l) => l.stopped === true);
