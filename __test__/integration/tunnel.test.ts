@@ -214,23 +214,26 @@ describe.runIf(run)('WireGuard tunnel between two namespaces', () => {
     expect(lab.exec(a, 'ping', ['-c', '1', '-W', '3', '100.64.0.2'])).toMatch(/1 received/);
   });
 
-  it('runs its packets on one thread of its own, with a long scheduler slice, which stop ends', async () => {
+  it('runs its packets on a thread per direction, the inbound one with a long slice; stop ends both', async () => {
     type Thread = { name: string; slice: number | null };
     const ready = await pa.waitFor<{ threads: Thread[] }>((l) => l.ready === true);
-    const packets = ready.threads.filter((t) => t.name === 'dnsnat-packets');
-    expect(packets).toHaveLength(1);
+    const named = (name: string) => ready.threads.filter((t) => t.name === name);
+    const [outbound, inbound] = [named('dnsnat-outbound'), named('dnsnat-inbound')];
+    expect(outbound).toHaveLength(1);
+    expect(inbound).toHaveLength(1);
     // The rest of the addon's work stays on the shared runtime.
-    const shared = ready.threads.filter((t) => t.name === 'dnsnat-rt');
-    expect(shared.length).toBeGreaterThan(0);
-    if (packets[0]?.slice === null) {
+    expect(named('dnsnat-rt').length).toBeGreaterThan(0);
+    if (inbound[0]?.slice === null) {
       console.log('skipped the slice check: this kernel does not report se.slice (before 6.12)');
     } else {
-      expect(packets[0]?.slice).toBe(20_000_000);
-      expect(shared[0]?.slice).not.toBe(20_000_000);
+      expect(inbound[0]?.slice).toBe(20_000_000);
+      expect(outbound[0]?.slice).not.toBe(20_000_000);
     }
     pa.send({ stop: true });
     const stopped = await pa.waitFor<{ threads: Thread[] }>((l) => l.stopped === true);
-    expect(stopped.threads.map((t) => t.name)).not.toContain('dnsnat-packets');
+    const left = stopped.threads.map((t) => t.name);
+    expect(left).not.toContain('dnsnat-outbound');
+    expect(left).not.toContain('dnsnat-inbound');
   });
 
   it('stop removes the device and lets the process exit on its own', async () => {

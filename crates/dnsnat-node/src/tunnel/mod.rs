@@ -11,7 +11,7 @@ mod events;
 mod io;
 mod loops;
 mod outbox;
-mod packet_thread;
+mod packet_threads;
 mod peers;
 #[cfg(test)]
 mod tests;
@@ -42,7 +42,7 @@ use dnsnat_core::constants::{
 use dnsnat_core::dns::{ProxyIpAllocator, Stub, StubOptions};
 use dnsnat_core::gate::GateMode;
 use loops::{PeerSpec, Shared};
-use packet_thread::{PacketRuntime, PacketThread};
+use packet_threads::{PacketRuntimes, PacketThreads};
 use peers::Peer;
 
 /// Send and receive buffer of the tunnel's UDP socket.
@@ -136,7 +136,7 @@ pub struct PeerStatus {
 #[napi]
 pub struct Tunnel {
     shared: Option<Arc<Shared>>,
-    packets: Option<PacketThread>,
+    packets: Option<PacketThreads>,
     tasks: Vec<JoinHandle<()>>,
     name: String,
     local_port: u32,
@@ -214,14 +214,18 @@ impl Tunnel {
             None => (None, Vec::new(), routes),
         };
         routes.dedup();
-        // The device and socket belong to the packet thread's runtime; see
-        // packet_thread.rs. Nothing here awaits while inside it.
-        let packets = PacketRuntime::new()
-            .map_err(|e| Error::from_reason(format!("cannot start the packet thread: {e}")))?;
-        let (socket, device) = {
-            let _inside = packets.enter();
-            let socket = bind_tunnel_socket(listen)?;
-            let device = device::create(&device::DeviceConfig {
+        // The device belongs to the outbound packet thread's runtime, the
+        // socket to the inbound one's; see packet_threads.rs. Nothing here
+        // awaits while inside either.
+        let packets = PacketRuntimes::new()
+            .map_err(|e| Error::from_reason(format!("cannot start the packet threads: {e}")))?;
+        let socket = {
+            let _inside = packets.enter_inbound();
+            bind_tunnel_socket(listen)?
+        };
+        let device = {
+            let _inside = packets.enter_outbound();
+            device::create(&device::DeviceConfig {
                 name: &options.name,
                 mtu,
                 ipv4,
@@ -230,8 +234,7 @@ impl Tunnel {
                 extra_addresses: &extra_addresses,
                 offload: options.offload.unwrap_or(true),
             })
-            .map_err(|e| Error::from_reason(e.to_string()))?;
-            (socket, device)
+            .map_err(|e| Error::from_reason(e.to_string()))?
         };
         let local_port = u32::from(socket.local_addr()?.port());
         let offload = device.tcp_gso();
@@ -246,8 +249,8 @@ impl Tunnel {
             client.as_ref().map(|(role, _)| role.clone()),
             usize::from(mtu),
         ));
-        let packets = PacketThread::start(packets, shared.clone())
-            .map_err(|e| Error::from_reason(format!("cannot start the packet thread: {e}")))?;
+        let packets = PacketThreads::start(packets, shared.clone())
+            .map_err(|e| Error::from_reason(format!("cannot start the packet threads: {e}")))?;
         let mut tasks = vec![tokio::spawn(loops::timers(shared.clone())), events_task];
         if let Some((role, listen)) = client {
             for addr in listen {
@@ -694,7 +697,7 @@ impl Tunnel {
 }
 
 /// The tunnel's UDP socket, bound synchronously so that it registers with
-/// the runtime entered by the caller (the packet thread's).
+/// the runtime entered by the caller (the inbound packet thread's).
 fn bind_tunnel_socket(listen: SocketAddr) -> Result<io::BatchSocket> {
     let std_socket = std::net::UdpSocket::bind(listen)
         .and_then(|s| s.set_nonblocking(true).map(|()| s))
