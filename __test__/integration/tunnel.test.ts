@@ -216,7 +216,8 @@ describe.runIf(run)('WireGuard tunnel between two namespaces', () => {
 
   it('runs its packets on a thread per direction, the inbound one with a long slice; stop ends both', async () => {
     type Thread = { name: string; slice: number | null };
-    const ready = await pa.waitFor<{ threads: Thread[] }>((l) => l.ready === true);
+    type Line = { ready?: boolean; stopped?: boolean; threads: Thread[] };
+    const ready = await pa.waitFor<Line>((l) => l.ready === true);
     const named = (name: string) => ready.threads.filter((t) => t.name === name);
     const [outbound, inbound] = [named('dnsnat-outbound'), named('dnsnat-inbound')];
     expect(outbound).toHaveLength(1);
@@ -230,7 +231,7 @@ describe.runIf(run)('WireGuard tunnel between two namespaces', () => {
       expect(outbound[0]?.slice).not.toBe(20_000_000);
     }
     pa.send({ stop: true });
-    const stopped = await pa.waitFor<{ threads: Thread[] }>((l) => l.stopped === true);
+    const stopped = await pa.waitFor<Line>((l) => l.stopped === true);
     const left = stopped.threads.map((t) => t.name);
     expect(left).not.toContain('dnsnat-outbound');
     expect(left).not.toContain('dnsnat-inbound');
