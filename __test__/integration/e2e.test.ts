@@ -15,7 +15,15 @@ const fixtures = join(__dirname, '..', 'fixtures');
 const cli = join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 const run = canRunPrivileged('end-to-end suite');
 
-type Domain = { domain: string; state: string; sends: number; resourceId: string; gatewayId: string };
+type Domain = {
+  domain: string;
+  state: string;
+  sends: number;
+  resourceId: string;
+  gatewayId: string;
+  failureReason?: string;
+  failureDetail?: string;
+};
 type Status = { role: string; domains: Domain[]; counters: Record<string, number> };
 
 async function until<T>(fn: () => T | undefined | false, timeoutMs: number, what: string): Promise<T> {
@@ -213,6 +221,11 @@ describe.runIf(run)('dnsnat end to end', () => {
       'empty.corp.example to fail',
     );
     expect(failed.sends).toBe(1);
+    // The gateway's reason reaches `dnsnat status`. dnsmasq (--no-resolv) answers REFUSED for A and AAAA of a
+    // name it holds only a TXT record for, which the gateway's resolver reports as `error`.
+    expect(failed).toMatchObject({ failureReason: 'inactive', failureDetail: 'error' });
+    const text = lab.exec(c, process.execPath, [cli, 'status', '--socket', join(dir, 'client.sock')]);
+    expect(text).toMatch(/empty\.corp\.example +failed +web@gw1 sends=1 \(inactive: error\)/);
     resolve(Array.from({ length: 100 }, (_, i) => `q${i}.public.example`));
     resolve(['app.corp.example']);
     await sleep(500);
@@ -227,11 +240,15 @@ describe.runIf(run)('dnsnat end to end', () => {
 
   it('a resource the client is not allowed ends failed, and traffic to it goes nowhere', async () => {
     resolve(['other.secret.example']);
-    await until(
-      () => domain('other.secret.example')?.state === 'failed',
+    const failed = await until(
+      () => {
+        const d = domain('other.secret.example');
+        return d?.state === 'failed' ? d : undefined;
+      },
       10_000,
       'other.secret.example to fail',
     );
+    expect(failed).toMatchObject({ failureReason: 'inactive', failureDetail: 'resource-not-allowed' });
     expect(curl('http://other.secret.example:8080/', ['--connect-timeout', '3'])).not.toContain('hello');
   });
 

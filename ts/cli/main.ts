@@ -70,7 +70,15 @@ function gatewayStatus(gateway: Gateway): unknown {
 function formatStatus(status: unknown): string {
   const s = status as {
     role?: string;
-    domains?: Array<{ domain: string; gatewayId: string; resourceId: string; state: string; sends: number }>;
+    domains?: Array<{
+      domain: string;
+      gatewayId: string;
+      resourceId: string;
+      state: string;
+      sends: number;
+      failureReason?: string;
+      failureDetail?: string;
+    }>;
     mappings?: unknown[];
     peers?: Array<{ publicKey: string; endpoint?: string; up: boolean }>;
     counters?: Record<string, number>;
@@ -81,8 +89,9 @@ function formatStatus(status: unknown): string {
   if (s.domains) {
     lines.push(`domains: ${s.domains.length}`);
     for (const d of s.domains) {
+      const why = [d.failureReason, d.failureDetail].filter(Boolean).join(': ');
       lines.push(
-        `  ${d.domain.padEnd(40)} ${d.state.padEnd(10)} ${d.resourceId}@${d.gatewayId} sends=${d.sends}`,
+        `  ${d.domain.padEnd(40)} ${d.state.padEnd(10)} ${d.resourceId}@${d.gatewayId} sends=${d.sends}${why ? ` (${why})` : ''}`,
       );
     }
   }

@@ -40,7 +40,10 @@ export interface ClientDomainStatus {
   state: string;
   sends: number;
   lastChangeMs: number;
+  /** Why a `failed` entry failed: `timeout` (no answer) or `inactive` (the gateway said so). */
   failureReason?: string;
+  /** The gateway's reason for `inactive` (`no-records`, `nxdomain`, `too-many-domains`, …). */
+  failureDetail?: string;
 }
 
 export interface ClientStatus {
@@ -388,6 +391,7 @@ export async function startClient(
         sends: e.totalSends,
         lastChangeMs: Math.round(t - (lastChange.get(keyId(e)) ?? t)),
         ...(e.failureReason ? { failureReason: e.failureReason } : {}),
+        ...(e.failureDetail ? { failureDetail: e.failureDetail } : {}),
       })),
       peers: tunnel?.peers() ?? [],
       counters: { ...(tunnel?.counters() ?? {}), ...counters, trackedDomains: nat.size() },
