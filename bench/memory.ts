@@ -1,11 +1,15 @@
-// Resident memory of the gateway with 100,000 NAT sessions: two clients (a NAT table holds at most 65,536
-// sessions per client by default), each sending one small UDP datagram from 50,000 local ports to a proxy IP
-// mapped to the site, which drops them. Every client port is a UDP session (the mapping is endpoint-
-// independent; idle limit 120 s, far longer than the measurement). RSS is read from /proc/<pid>/status before the
-// flood and once the gateway counts every session.
+// Resident memory. Two measurements:
+// - measureDaemonMemory: the real `dnsnat client` and `dnsnat gateway` daemons with 10,000 tracked domains
+//   (bench/daemons.ts), set up through the stub and the state machine as an application's queries do it.
+// - measureMemory: the gateway's bare Tunnel with 100,000 NAT sessions: two clients (a NAT table holds at most
+//   65,536 sessions per client by default), each sending one small UDP datagram from 50,000 local ports to a
+//   proxy IP mapped to the site, which drops them. Every client port is a UDP session (the mapping is endpoint-
+//   independent; idle limit 120 s, far longer than the measurement). RSS is read from /proc/<pid>/status before
+//   the flood and once the gateway counts every session.
 import { join } from 'node:path';
 import type { Lab } from '../__test__/support/netns.js';
 import native from '../ts/native.js';
+import { daemonStatus, inLab, startDnsnatDaemons } from './daemons.js';
 import { call, counters, log, nsExec, nsRun, rssBytes, sleep } from './lib.js';
 import { type DnsnatPath, MTU, SITE } from './topology.js';
 
@@ -125,4 +129,78 @@ export async function measureMemory(lab: Lab, path: DnsnatPath): Promise<MemoryR
     rssWithSessions,
     bytesPerSession: (rssWithSessions - rssBefore) / (total - sessionsBefore),
   };
+}
+
+/** Resolves names `<prefix><i>.bench.example`, i < count, through `server`, `concurrency` at a time. */
+const RESOLVE_MANY = `
+const {Resolver}=require('node:dns').promises;
+const [server,prefix,count,concurrency]=process.argv.slice(1).map((x,i)=>i<2?x:Number(x));
+const r=new Resolver({timeout:3000,tries:3});r.setServers([server]);
+let next=0,failed=0;
+const worker=async()=>{while(next<count){const i=next++;try{await r.resolve4(prefix+i+'.bench.example')}catch{failed++}}};
+Promise.all(Array.from({length:concurrency},worker)).then(()=>console.log(JSON.stringify({failed})));
+`;
+
+export interface DaemonMemory {
+  /** Domains the client tracks at the end, the one warm-up name included. */
+  domains: number;
+  /** Of those, confirmed entries of the client's state machine, and bindings the gateway holds. */
+  confirmed: number;
+  gatewayBindings: number;
+  client: { rssBefore: number; rssAfter: number };
+  gateway: { rssBefore: number; rssAfter: number };
+}
+
+/**
+ * Resident memory of the real daemons (`dnsnat client`, `dnsnat gateway`: TypeScript state machine and policy
+ * over the Rust tunnels, as a user runs them) once the client tracks `domains` domains: each name is queried
+ * once through the stub, which allocates its proxy IPs, and the state machine sets up its NAT with the gateway,
+ * which resolves it (dnsmasq at the site) and installs the mapping. "Before" is after the one warm-up name, so
+ * `domains - 1` names are added; 10,000 in all is the gateway's default cap per client (`maxBindingsPerClient`),
+ * beyond which it answers `inactive`/`too-many-domains`.
+ */
+export function measureDaemonMemory(domains: number): Promise<DaemonMemory> {
+  return inLab('mem', async (lab, dir) => {
+    const d = await startDnsnatDaemons(lab, dir);
+    await sleep(1_000);
+    const clientBefore = rssBytes(d.clientPid);
+    const gatewayBefore = rssBytes(d.gatewayPid);
+    const added = domains - 1;
+    log(`memory: querying ${added.toLocaleString('en-US')} more names through the real client daemon`);
+    await nsRun(
+      d.client,
+      process.execPath,
+      ['-e', RESOLVE_MANY, '100.100.111.1', 'm', String(added), '64'],
+      300_000,
+    );
+    const status = () =>
+      daemonStatus(d.client, d.clientSocket) as {
+        domains: Array<{ domain: string; state: string }>;
+        counters: Record<string, number>;
+      };
+    // The last names' DomainStatus may still be on its way.
+    let s = status();
+    const confirmedIn = (x: typeof s) => x.domains.filter((e) => e.state === 'confirmed').length;
+    for (let i = 0; i < 60 && (s.domains.length < domains || confirmedIn(s) < domains); i++) {
+      await sleep(500);
+      s = status();
+    }
+    const confirmed = confirmedIn(s);
+    if (s.domains.length !== domains || confirmed !== domains) {
+      const other = s.domains.filter((e) => e.state !== 'confirmed').slice(0, 5);
+      throw new Error(
+        `${confirmed} of ${s.domains.length} tracked domains confirmed, expected ${domains}; ` +
+          `others ${JSON.stringify(other)}`,
+      );
+    }
+    const g = daemonStatus(d.gateway, d.gatewaySocket) as { mappings: unknown[] };
+    await sleep(1_000);
+    return {
+      domains,
+      confirmed,
+      gatewayBindings: g.mappings.length,
+      client: { rssBefore: clientBefore, rssAfter: rssBytes(d.clientPid) },
+      gateway: { rssBefore: gatewayBefore, rssAfter: rssBytes(d.gatewayPid) },
+    };
+  });
 }

@@ -9,17 +9,13 @@
 //   every name with one address that the gateway DNATs to the site (a rule installed beforehand).
 //
 // Run alone with `npx tsx bench/setup-latency.ts` (root), or from bench/run.ts.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Lab } from '../__test__/support/netns.js';
-import native from '../ts/native.js';
-import { log, nsExec, nsRun, type Stat, sleep, stat } from './lib.js';
-import { keyDirectory, removeWireguardGoSockets, wireguardGoPath } from './topology.js';
+import type { Lab } from '../__test__/support/netns.js';
+import { inLab, site, startDnsnatDaemons } from './daemons.js';
+import { log, nsRun, type Stat, sleep, stat } from './lib.js';
+import { wireguardGoPath } from './topology.js';
 
 const NAMES = 200;
 const RUNS = 3;
-const fixtures = join(__dirname, '..', '__test__', 'fixtures');
-const cli = join(__dirname, '..', 'dist', 'cli', 'main.js');
 
 export interface SetupLatency {
   /** p50 and p99 of each run (200 names each), as median (min–max) over the runs. */
@@ -50,83 +46,11 @@ function percentiles(ms: number[]): Percentiles {
   return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
 }
 
-const pidFiles: string[] = [];
-
-function site(lab: Lab, s: string, answer: string): void {
-  const pidFile = `/tmp/dnsnat-bench-${s}.pid`;
-  pidFiles.push(pidFile);
-  lab.node(s, join(fixtures, 'site-node.cjs'), {});
-  lab.exec(s, 'dnsmasq', [
-    '--no-resolv',
-    '--no-hosts',
-    '--bind-interfaces',
-    '--listen-address=198.18.2.2',
-    `--pid-file=${pidFile}`,
-    `--address=/bench.example/${answer}`,
-  ]);
-}
-
 async function dnsnat(lab: Lab, dir: string): Promise<number[]> {
-  const c = lab.netns('lc');
-  const g = lab.netns('lg');
-  const s = lab.netns('ls');
-  lab.link(c, ['198.18.0.2/24'], g, ['198.18.0.1/24']);
-  lab.link(g, ['198.18.2.1/24'], s, ['198.18.2.2/24']);
-  lab.exec(s, 'ip', ['route', 'add', 'default', 'via', '198.18.2.1']);
-  lab.exec(c, 'ip', ['route', 'add', '198.18.2.0/24', 'via', '198.18.0.1']);
-  site(lab, s, '198.18.2.2');
-  const kc = native.generateKeypair();
-  const kg = native.generateKeypair();
-  writeFileSync(
-    join(dir, 'gateway.yaml'),
-    [
-      `privateKey: ${kg.privateKey}`,
-      'listen: "0.0.0.0:51820"',
-      'tunnel: { ipv4: 100.64.0.1 }',
-      'nameservers: [198.18.2.2]',
-      'resources:',
-      '  - { id: web, pattern: "*.bench.example", ipStack: ipv4 }',
-      'clients:',
-      `  - { id: bench, publicKey: ${kc.publicKey}, tunnelIps: [100.64.0.2], resources: [web] }`,
-      '',
-    ].join('\n'),
+  const d = await startDnsnatDaemons(lab, dir);
+  return JSON.parse(
+    await nsRun(d.client, process.execPath, ['-e', clientScript('100.100.111.1', 'n')], 120_000),
   );
-  writeFileSync(
-    join(dir, 'client.yaml'),
-    [
-      `privateKey: ${kc.privateKey}`,
-      'tunnel: { ipv4: 100.64.0.2 }',
-      'upstreamDns: [198.18.2.2]',
-      `statusSocket: ${join(dir, 'client.sock')}`,
-      'gateways:',
-      `  - { id: gw1, endpoint: "198.18.0.1:51820", publicKey: ${kg.publicKey} }`,
-      'resources:',
-      '  - { id: web, pattern: "*.bench.example", gateway: gw1, ipStack: ipv4 }',
-      '',
-    ].join('\n'),
-  );
-  lab.node(g, join(fixtures, 'daemon.cjs'), {
-    args: ['gateway', '-c', join(dir, 'gateway.yaml'), '-s', join(dir, 'gateway.sock')],
-  });
-  lab.node(c, join(fixtures, 'daemon.cjs'), { args: ['client', '-c', join(dir, 'client.yaml')] });
-  for (let i = 0; ; i++) {
-    try {
-      nsExec(c, process.execPath, [cli, 'status', '--socket', join(dir, 'client.sock')], 5_000);
-      nsExec(g, process.execPath, [cli, 'status', '--socket', join(dir, 'gateway.sock')], 5_000);
-      break;
-    } catch (e) {
-      if (i > 100) throw e;
-      await sleep(100);
-    }
-  }
-  // One name first, so the WireGuard handshake is not part of the first sample.
-  nsExec(
-    c,
-    process.execPath,
-    ['-e', clientScript('100.100.111.1', 'warm').replace(`<${NAMES}`, '<1')],
-    30_000,
-  );
-  return JSON.parse(await nsRun(c, process.execPath, ['-e', clientScript('100.100.111.1', 'n')], 120_000));
 }
 
 async function wireguardGo(lab: Lab, keyDir: string): Promise<number[]> {
@@ -142,21 +66,12 @@ async function wireguardGo(lab: Lab, keyDir: string): Promise<number[]> {
 
 type Percentiles = { p50: number; p99: number };
 
-async function oneRun(): Promise<{ d: Percentiles; w: Percentiles }> {
-  const lab = new Lab('lat');
-  const keys = keyDirectory();
-  const dir = join(keys.dir, 'daemons');
-  mkdirSync(dir);
-  try {
+function oneRun(): Promise<{ d: Percentiles; w: Percentiles }> {
+  return inLab('lat', async (lab, dir, keyDir) => {
     const d = percentiles(await dnsnat(lab, dir));
-    const w = percentiles(await wireguardGo(lab, keys.dir));
+    const w = percentiles(await wireguardGo(lab, keyDir));
     return { d, w };
-  } finally {
-    lab.cleanup();
-    removeWireguardGoSockets();
-    keys.remove();
-    for (const f of pidFiles.splice(0)) rmSync(f, { force: true });
-  }
+  });
 }
 
 export async function measureSetupLatency(rounds = RUNS): Promise<SetupLatency> {
