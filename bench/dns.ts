@@ -12,7 +12,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../__test__/support/netns.js';
-import { log, nsRun, pidsIn, rssBytes, sleep } from './lib.js';
+import { cpuSeconds, log, nsRun, pidsIn, rssBytes, sleep } from './lib.js';
 import { RESOURCE_ZONE } from './topology.js';
 
 export interface DnsperfRun {
@@ -22,6 +22,12 @@ export interface DnsperfRun {
   completedPercent: number;
   noerrorPercent: number;
   avgLatencyMs: number;
+  /** Queries answered in the run. */
+  queries: number;
+  /** User + system CPU seconds of the server's process during the run (for dnsnat: the whole client process). */
+  serverCpuSeconds: number;
+  /** User + system CPU seconds of dnsperf itself; near the run's length means dnsperf was the limit. */
+  dnsperfCpuSeconds: number;
 }
 
 export interface DnsResult {
@@ -35,11 +41,14 @@ export interface DnsResult {
 const name = (i: number) => `host-${i}.${RESOURCE_ZONE}`;
 
 // One dnsperf thread, several sockets and enough queries in flight to keep a server busy; no rate limit, so
-// dnsperf sends as fast as answers come back. dnsperf uses well under one core at these rates (checked by
-// hand with top), so the other core is the server's.
+// dnsperf sends as fast as answers come back, and the other core is the server's. Where dnsperf itself needs
+// its whole core (its CPU seconds are recorded per run), queries per second measure dnsperf as much as the
+// server; the server's CPU time per query is the figure that does not depend on that.
 const DNSPERF = (process.env.BENCH_DNSPERF ?? '-T 1 -c 4 -q 100').split(' ');
 
-function parseDnsperf(out: string): Omit<DnsperfRun, 'server' | 'round'> {
+function parseDnsperf(
+  out: string,
+): Omit<DnsperfRun, 'server' | 'round' | 'serverCpuSeconds' | 'dnsperfCpuSeconds'> {
   const num = (re: RegExp) => {
     const m = re.exec(out);
     if (!m) throw new Error(`dnsperf output without ${re}: ${out}`);
@@ -50,7 +59,19 @@ function parseDnsperf(out: string): Omit<DnsperfRun, 'server' | 'round'> {
     completedPercent: num(/Queries completed:\s+\d+ \(([\d.]+)%\)/),
     noerrorPercent: /NOERROR \d+ \(([\d.]+)%\)/.test(out) ? num(/NOERROR \d+ \(([\d.]+)%\)/) : 0,
     avgLatencyMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
+    queries: num(/Queries completed:\s+(\d+)/),
   };
+}
+
+// dnsperf run by bash, whose `times` then prints the CPU time of its children (dnsperf): the second line,
+// "<user>m<s>s <system>m<s>s".
+const TIMED = 'dnsperf "$@"; times';
+
+function childCpuSeconds(out: string): number {
+  const lines = out.trim().split('\n');
+  const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s/.exec(lines[lines.length - 1] ?? '');
+  if (!m) throw new Error(`no CPU times after dnsperf's output: ${out.slice(-200)}`);
+  return Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]);
 }
 
 export async function measureDns(
@@ -81,7 +102,9 @@ export async function measureDns(
     `--pid-file=${join(dir, 'dnsmasq.pid')}`,
   ]);
   await sleep(300);
-  if (pidsIn(ns, 'dnsmasq').length === 0) throw new Error('dnsmasq did not start');
+  const dnsmasqPid = pidsIn(ns, 'dnsmasq')[0];
+  if (dnsmasqPid === undefined) throw new Error('dnsmasq did not start');
+  const pids = { dnsnat: clientPid, dnsmasq: dnsmasqPid } as const;
 
   const servers = { dnsnat: '100.100.111.1', dnsmasq: '127.0.0.1' } as const;
   const rssBefore = rssBytes(clientPid);
@@ -96,16 +119,24 @@ export async function measureDns(
   const runs: DnsperfRun[] = [];
   for (let round = 0; round < opts.rounds; round++) {
     for (const [server, addr] of Object.entries(servers) as Array<['dnsnat' | 'dnsmasq', string]>) {
+      const cpu0 = cpuSeconds(pids[server]);
       const out = await nsRun(
         ns,
-        'dnsperf',
-        ['-s', addr, '-d', queries, '-l', String(opts.seconds), ...DNSPERF],
+        'bash',
+        ['-c', TIMED, 'dnsperf', '-s', addr, '-d', queries, '-l', String(opts.seconds), ...DNSPERF],
         (opts.seconds + 30) * 1000,
       );
-      const r = { server, round, ...parseDnsperf(out) };
+      const r: DnsperfRun = {
+        server,
+        round,
+        ...parseDnsperf(out),
+        serverCpuSeconds: cpuSeconds(pids[server]) - cpu0,
+        dnsperfCpuSeconds: childCpuSeconds(out),
+      };
       log(
         `dns round ${round + 1} ${server}: ${Math.round(r.qps)} q/s, ${r.completedPercent} % completed, ` +
-          `${r.avgLatencyMs.toFixed(3)} ms average`,
+          `${r.avgLatencyMs.toFixed(3)} ms average, server ${((r.serverCpuSeconds / r.queries) * 1e6).toFixed(2)} ` +
+          `CPU-µs/query, dnsperf ${r.dnsperfCpuSeconds.toFixed(2)} CPU-s`,
       );
       runs.push(r);
       await sleep(300);
