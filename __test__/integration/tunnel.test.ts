@@ -214,6 +214,25 @@ describe.runIf(run)('WireGuard tunnel between two namespaces', () => {
     expect(lab.exec(a, 'ping', ['-c', '1', '-W', '3', '100.64.0.2'])).toMatch(/1 received/);
   });
 
+  it('a Tunnel.create that cannot have its port or its device name fails with that reason', () => {
+    // B holds 0.0.0.0:51820 and the device dnsnat-b. Both failures come after the packet threads' runtimes
+    // exist, which once made them fail with a tokio panic's message instead of the real one.
+    const attempt = (name: string, listen: string) => `
+      const { Tunnel } = require(${JSON.stringify(join(__dirname, '..', '..', 'index.js'))});
+      Tunnel.create({ name: '${name}', privateKey: '${kb.privateKey}', ipv4: '100.64.0.7', listen: '${listen}' }, () => {})
+        .then((t) => { t.stop(); console.log('created'); }, (e) => console.log(e.message));`;
+    const run = (name: string, listen: string) =>
+      lab.exec(b, 'sh', ['-c', `"${process.execPath}" -e "$0" 2>&1`, attempt(name, listen)]).trim();
+    const port = run('dnsnat-x', '0.0.0.0:51820');
+    expect(port).toMatch(/^cannot listen on 0\.0\.0\.0:51820: .*in use/i);
+    const device = run('dnsnat-b', '0.0.0.0:0');
+    expect(device).toMatch(
+      /^cannot create TUN device 'dnsnat-b': .*busy.*another process holds a device of that name/i,
+    );
+    // B's own tunnel is untouched.
+    expect(lab.exec(a, 'ping', ['-c', '1', '-W', '3', '100.64.0.2'])).toMatch(/1 received/);
+  });
+
   it('runs its packets on a thread per direction, the inbound one with a long slice; stop ends both', async () => {
     type Thread = { name: string; slice: number | null };
     type Line = { ready?: boolean; stopped?: boolean; threads: Thread[] };

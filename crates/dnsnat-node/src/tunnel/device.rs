@@ -18,9 +18,7 @@ use super::cidr::Cidr;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
-    #[error(
-        "cannot create TUN device '{name}': {source} (dnsnat needs Linux, /dev/net/tun and root or CAP_NET_ADMIN)"
-    )]
+    #[error("cannot create TUN device '{name}': {source}{hint}", hint = create_hint(source))]
     Create {
         name: String,
         source: std::io::Error,
@@ -31,6 +29,21 @@ pub enum DeviceError {
         args: String,
         stderr: String,
     },
+}
+
+/// What a person can do about a failed TUNSETIFF. The usual causes are two,
+/// and they want different fixes: no permission (or no TUN support at all),
+/// and a name already held by another process's device (EBUSY).
+fn create_hint(source: &std::io::Error) -> &'static str {
+    match source.raw_os_error() {
+        Some(libc::EBUSY) => {
+            " (another process holds a device of that name, perhaps another dnsnat: stop it or choose another name)"
+        }
+        Some(libc::EPERM | libc::EACCES | libc::ENOENT | libc::ENODEV) => {
+            " (dnsnat needs Linux, /dev/net/tun and root or CAP_NET_ADMIN)"
+        }
+        _ => "",
+    }
 }
 
 pub struct DeviceConfig<'a> {

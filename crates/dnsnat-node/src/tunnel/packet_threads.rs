@@ -47,13 +47,17 @@ const INBOUND_SLICE_NS: u64 = 20_000_000;
 
 /// The two runtimes before their threads start.
 pub struct PacketRuntimes {
-    outbound: Runtime,
-    inbound: Runtime,
+    outbound: Unstarted,
+    inbound: Unstarted,
 }
 
 impl PacketRuntimes {
     pub fn new() -> io::Result<PacketRuntimes> {
-        let runtime = || Builder::new_current_thread().enable_all().build();
+        let runtime = || -> io::Result<Unstarted> {
+            Ok(Unstarted(Some(
+                Builder::new_current_thread().enable_all().build()?,
+            )))
+        };
         Ok(PacketRuntimes {
             outbound: runtime()?,
             inbound: runtime()?,
@@ -62,12 +66,46 @@ impl PacketRuntimes {
 
     /// Where the device must be created: the outbound thread reads it.
     pub fn enter_outbound(&self) -> EnterGuard<'_> {
-        self.outbound.enter()
+        self.outbound.runtime().enter()
     }
 
     /// Where the socket must be created: the inbound thread reads it.
     pub fn enter_inbound(&self) -> EnterGuard<'_> {
-        self.inbound.enter()
+        self.inbound.runtime().enter()
+    }
+}
+
+/// A runtime whose thread has not taken it yet.
+///
+/// What must stay true: dropped before then, it shuts down with
+/// `shutdown_background`, never with a plain drop. `Tunnel.create` holds the
+/// runtimes in the addon runtime's async context, and when it fails after
+/// making them (the port is taken, the device name is busy) a plain drop
+/// panics there ("Cannot drop a runtime in a context where blocking is not
+/// allowed") and the caller gets that message instead of the real error.
+/// Nothing ran on it, so there is nothing to wait for.
+struct Unstarted(Option<Runtime>);
+
+impl Unstarted {
+    fn runtime(&self) -> &Runtime {
+        self.0
+            .as_ref()
+            .expect("an Unstarted holds its runtime until its thread takes it")
+    }
+
+    /// The runtime, for the thread that runs it (and drops it normally).
+    fn take(mut self) -> Runtime {
+        self.0
+            .take()
+            .expect("an Unstarted holds its runtime until its thread takes it")
+    }
+}
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -113,11 +151,12 @@ struct PacketThread {
 impl PacketThread {
     fn spawn(
         name: &str,
-        runtime: Runtime,
+        runtime: Unstarted,
         slice_ns: Option<u64>,
         packet_loop: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<PacketThread> {
         let (stop, stopped) = oneshot::channel::<()>();
+        let (started, has_started) = std::sync::mpsc::sync_channel::<()>(1);
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
@@ -126,6 +165,8 @@ impl PacketThread {
                     // the request) the thread keeps the default slice.
                     let _ = request_slice(slice);
                 }
+                let _ = started.send(());
+                let runtime = runtime.take();
                 runtime.block_on(async move {
                     let task = tokio::spawn(packet_loop);
                     // Either a stop or the Tunnel going away (sender dropped).
@@ -135,10 +176,18 @@ impl PacketThread {
                 // Dropping the runtime here drops the loop's future and with
                 // it its references to the device and socket.
             })?;
-        Ok(PacketThread {
+        let thread = PacketThread {
             stop: Some(stop),
             thread: Some(thread),
-        })
+        };
+        // Returns once the thread has its name and its slice, which it sets
+        // itself as it starts (microseconds): so that a created Tunnel's
+        // threads are what they will be, for `ps`, for the scheduler and for
+        // the test that checks them, which otherwise raced the new thread.
+        has_started.recv().map_err(|_| {
+            io::Error::other(format!("the {name} packet thread ended before it started"))
+        })?;
+        Ok(thread)
     }
 
     fn stop(&mut self) {
