@@ -91,7 +91,8 @@ export declare class Tunnel {
   peers(): Array<PeerStatus>
   /**
    * Stops the loops, closes the socket, removes the device and releases the
-   * event callback so Node can exit. Idempotent.
+   * event callback so Node can exit; all of it done when this returns, so
+   * a tunnel of the same name and port can be created at once. Idempotent.
    */
   stop(): void
 }

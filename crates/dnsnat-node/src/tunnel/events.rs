@@ -124,20 +124,21 @@ impl EventSink {
     }
 }
 
-/// Starts the batching task; it ends when every sink is dropped, and drops the
-/// callback with it so Node can exit.
-pub fn spawn(
+/// The sink and the task that delivers its batches to JavaScript; the task
+/// ends when every sink is dropped (or it is aborted), and drops the callback
+/// with it so Node can exit.
+pub fn delivery(
     callback: EventCallback,
     counters: Arc<Counters>,
-) -> (EventSink, tokio::task::JoinHandle<()>) {
+) -> (EventSink, impl Future<Output = ()> + Send + 'static) {
     let (sink, mut rx) = EventSink::channel(counters);
-    let task = tokio::spawn(async move {
+    let task = async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
             let out = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
             callback.call(out, ThreadsafeFunctionCallMode::NonBlocking);
         }
-    });
+    };
     (sink, task)
 }
 

@@ -13,6 +13,7 @@ mod loops;
 mod outbox;
 mod packet_threads;
 mod peers;
+mod tasks;
 #[cfg(test)]
 mod tests;
 
@@ -27,7 +28,6 @@ use dnsnat_core::control::{self, MessageType};
 use dnsnat_core::nat::{Mapping, PortFilter, PortRule};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use tokio::task::JoinHandle;
 
 pub use cidr::Cidr;
 pub use events::{EventSink as EventSinkHandle, TunnelEvent};
@@ -44,9 +44,13 @@ use dnsnat_core::gate::GateMode;
 use loops::{PeerSpec, Shared};
 use packet_threads::{PacketRuntimes, PacketThreads};
 use peers::Peer;
+use tasks::Tasks;
 
 /// Send and receive buffer of the tunnel's UDP socket.
 const SOCKET_BUFFER_BYTES: usize = 7 << 20;
+/// How long `stop` waits for the runtime to drop the tunnel's tasks; they go
+/// in microseconds unless the runtime is stuck, which must not hang Node.
+const STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(Status::InvalidArg, msg.into())
@@ -137,7 +141,7 @@ pub struct PeerStatus {
 pub struct Tunnel {
     shared: Option<Arc<Shared>>,
     packets: Option<PacketThreads>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Tasks,
     name: String,
     local_port: u32,
     offload: bool,
@@ -240,7 +244,7 @@ impl Tunnel {
         let offload = device.tcp_gso();
 
         let counters = Arc::new(Counters::default());
-        let (events, events_task) = events::spawn(on_events, counters.clone());
+        let (events, delivery) = events::delivery(on_events, counters.clone());
         let shared = Arc::new(Shared::new(
             secret,
             socket,
@@ -251,7 +255,9 @@ impl Tunnel {
         ));
         let packets = PacketThreads::start(packets, shared.clone())
             .map_err(|e| Error::from_reason(format!("cannot start the packet threads: {e}")))?;
-        let mut tasks = vec![tokio::spawn(loops::timers(shared.clone())), events_task];
+        let mut tasks = Tasks::new();
+        tasks.spawn(delivery);
+        tasks.spawn(loops::timers(shared.clone()));
         if let Some((role, listen)) = client {
             for addr in listen {
                 let udp = tokio::net::UdpSocket::bind(addr).await.map_err(|e| {
@@ -263,16 +269,10 @@ impl Tunnel {
                 let udp = io::BatchSocket::new(udp).map_err(|e| {
                     Error::from_reason(format!("DNS stub cannot set up udp {addr}: {e}"))
                 })?;
-                tasks.push(tokio::spawn(dns_server::serve_udp(
-                    role.clone(),
-                    Arc::new(udp),
-                )));
-                tasks.push(tokio::spawn(dns_server::serve_tcp(role.clone(), tcp)));
+                tasks.spawn(dns_server::serve_udp(role.clone(), Arc::new(udp)));
+                tasks.spawn(dns_server::serve_tcp(role.clone(), tcp));
             }
-            tasks.push(tokio::spawn(dns_server::pump_events(
-                role,
-                shared.events.clone(),
-            )));
+            tasks.spawn(dns_server::pump_events(role, shared.events.clone()));
         }
         Ok(Tunnel {
             shared: Some(shared),
@@ -683,16 +683,16 @@ impl Tunnel {
     }
 
     /// Stops the loops, closes the socket, removes the device and releases the
-    /// event callback so Node can exit. Idempotent.
+    /// event callback so Node can exit; all of it done when this returns, so
+    /// a tunnel of the same name and port can be created at once. Idempotent.
     #[napi]
     pub fn stop(&mut self) {
         if let Some(mut packets) = self.packets.take() {
             packets.stop();
         }
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
         self.shared = None;
+        // The last holders of the shared state, the device in it included.
+        self.tasks.stop(STOP_LIMIT);
     }
 }
 
