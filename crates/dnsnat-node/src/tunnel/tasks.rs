@@ -61,6 +61,19 @@ impl Tasks {
     }
 }
 
+/// A `Tasks` dropped without `stop` (a `Tunnel.create` that failed after
+/// spawning them, a Tunnel collected without `stop()`) aborts its tasks
+/// without waiting: a dropped `JoinHandle` only detaches, and the timers task
+/// would otherwise run on, holding the device, for the life of the process.
+/// No wait here: the drop may run inside the runtime (`create` is async).
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for handle in self.handles.drain(..) {
+            handle.abort();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +107,33 @@ mod tests {
         let _inside = runtime.enter();
         tasks.spawn(async {});
         assert!(tasks.handles.is_empty(), "nothing is spawned after stop");
+    }
+
+    #[test]
+    fn a_dropped_set_aborts_its_tasks() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let held = Arc::new(());
+        let (dropped, all_dropped) = mpsc::channel::<()>();
+        {
+            let _inside = runtime.enter();
+            let mut tasks = Tasks::new();
+            let mine = held.clone();
+            tasks.spawn(async move {
+                let _dropped = dropped;
+                std::future::pending::<()>().await;
+                drop(mine);
+            });
+        }
+        // The task's future is dropped by the runtime once aborted; without
+        // the abort it would pend for ever and this would time out.
+        assert_eq!(
+            all_dropped.recv_timeout(Duration::from_secs(5)),
+            Err(RecvTimeoutError::Disconnected)
+        );
+        assert_eq!(Arc::strong_count(&held), 1);
     }
 }
