@@ -60,6 +60,12 @@ export declare class Tunnel {
   setMapping(publicKey: string, proxyIp: string, mapping: MappingOptions): void
   /** Removes a mapping and every session through it; true if it existed. */
   removeMapping(publicKey: string, proxyIp: string): boolean
+  /**
+   * Milliseconds the mapping of `proxyIp` has gone unused: 0 while a NAT
+   * session goes through it, else since it was installed or last opened a
+   * session; null without a mapping. The policy expires idle bindings by it.
+   */
+  mappingIdleMs(publicKey: string, proxyIp: string): number | null
   /** Live NAT sessions of a NAT peer. */
   natSessions(publicKey: string): number
   /**
@@ -171,6 +177,16 @@ export interface PeerOptions {
   nat?: boolean
   /** Client role: the gateway id (of the resources) this peer is. */
   gatewayId?: string
+  /**
+   * Gateway role: control packets per second this peer may send; past
+   * the budget they are dropped before JavaScript sees them and counted
+   * (`drop_control_rate_limited`). Absent: no limit.
+   */
+  controlPerSecond?: number
+  /** The burst allowed above `controlPerSecond` (default: the rate). */
+  controlBurst?: number
+  /** Gateway role: live NAT sessions of this client at most (default 65,536). */
+  maxSessions?: number
 }
 
 /** A peer as seen now. */

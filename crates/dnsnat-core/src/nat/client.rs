@@ -30,6 +30,9 @@ pub(crate) struct MappingState {
     pub mapping: Mapping,
     /// When the last `NatEvent` for this proxy IP was queued.
     pub last_event: Option<Timestamp>,
+    /// When the mapping was installed or last opened a session: with the
+    /// live sessions, what tells the policy whether a client still uses it.
+    pub last_used: Timestamp,
 }
 
 /// The NAT of one client on the gateway.
@@ -71,23 +74,24 @@ impl ClientNat {
         now: Timestamp,
     ) -> Result<(), MappingError> {
         validate(proxy, &mapping)?;
-        let last_event = match self.mappings.get(&proxy) {
+        let (last_event, last_used) = match self.mappings.get(&proxy) {
             Some(old) => {
                 if old.mapping.filter != mapping.filter {
                     let filter = &mapping.filter;
-                    self.table.remove_where(now, |s| {
-                        s.inside.proxy == proxy && !filter.allows(s.inside.protocol, s.dst_port)
+                    self.table.remove_through(proxy, now, |s| {
+                        !filter.allows(s.inside.protocol, s.dst_port)
                     });
                 }
-                old.last_event
+                (old.last_event, old.last_used)
             }
-            None => None,
+            None => (None, now),
         };
         self.mappings.insert(
             proxy,
             MappingState {
                 mapping,
                 last_event,
+                last_used,
             },
         );
         Ok(())
@@ -97,8 +101,19 @@ impl ClientNat {
     /// resource removed by policy loses its traffic at once). Returns whether
     /// there was a mapping.
     pub fn remove_mapping(&mut self, proxy: IpAddr, now: Timestamp) -> bool {
-        self.table.remove_where(now, |s| s.inside.proxy == proxy);
+        self.table.remove_through(proxy, now, |_| true);
         self.mappings.remove(&proxy).is_some()
+    }
+
+    /// How long the mapping of `proxy` has gone unused: zero while a session
+    /// goes through it, else the time since it was installed or last opened
+    /// one. `None` without a mapping.
+    pub fn idle_for(&self, proxy: IpAddr, now: Timestamp) -> Option<std::time::Duration> {
+        let state = self.mappings.get(&proxy)?;
+        if self.table.has_sessions_through(proxy) {
+            return Some(std::time::Duration::ZERO);
+        }
+        Some(now.saturating_since(state.last_used))
     }
 
     /// The mapping installed for `proxy`.

@@ -53,6 +53,7 @@
 //! adjustments; no allocation (maps and the slab grow only when sessions are
 //! created, amortised).
 
+mod by_proxy;
 mod client;
 mod config;
 mod flow;
@@ -63,6 +64,7 @@ mod inbound;
 mod key;
 mod mapping;
 mod outbound;
+mod ports;
 mod rate_limit;
 mod recent;
 mod session;
@@ -80,5 +82,6 @@ pub use config::{IdleLimits, NatConfig};
 pub use icmp_reply::MAX_REPLY_LEN;
 pub use key::Protocol;
 pub use mapping::{Mapping, MappingError, PortFilter, PortRule, PortRuleError};
+pub use rate_limit::RateLimiter;
 pub use time::Timestamp;
 pub use verdict::{DropCounters, DropReason, IcmpError, NatEvent, Verdict};

@@ -140,6 +140,10 @@ impl ClientNat {
                 now,
             );
         }
-        Ok(Ok(self.table.create(key, real, flow.dst_port, now)?))
+        let index = self.table.create(key, real, flow.dst_port, now)?;
+        if let Some(state) = self.mappings.get_mut(&key.proxy) {
+            state.last_used = now;
+        }
+        Ok(Ok(index))
     }
 }

@@ -1,4 +1,5 @@
-//! A token bucket for generated ICMP errors (GCRA form).
+//! A token bucket (GCRA form): generated ICMP errors per client here, and
+//! control packets per peer in the addon.
 //!
 //! RFC 1812 §4.3.2.8 and RFC 4443 §2.4 f require rate limiting ICMP errors:
 //! a client hammering an unreachable proxy IP must not turn the gateway into
@@ -11,7 +12,7 @@ use std::time::Duration;
 use super::time::Timestamp;
 
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct RateLimiter {
+pub struct RateLimiter {
     /// Time one message "costs".
     interval: Duration,
     /// How far ahead of `now` the theoretical arrival time may run: the burst.

@@ -14,8 +14,10 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use super::by_proxy::ProxyIndex;
 use super::config::NatConfig;
-use super::key::{InsideKey, OutsideKey, Protocol};
+use super::key::{InsideKey, OutsideKey};
+use super::ports::{PortRng, choose_port};
 use super::session::{Limits, Session};
 use super::time::Timestamp;
 use super::timers::{Entry, Timers};
@@ -45,8 +47,11 @@ pub(crate) struct SessionTable {
     free: Vec<u32>,
     inside: HashMap<InsideKey, u32>,
     outside: HashMap<OutsideKey, u32>,
+    /// Sessions by proxy IP: removing a mapping touches only its sessions.
+    by_proxy: ProxyIndex,
     timers: Timers,
     tombstones: Tombstones,
+    rng: PortRng,
 }
 
 impl SessionTable {
@@ -58,8 +63,10 @@ impl SessionTable {
             free: Vec::new(),
             inside: HashMap::new(),
             outside: HashMap::new(),
+            by_proxy: ProxyIndex::default(),
             timers: Timers::default(),
             tombstones: Tombstones::new(config.max_tombstones, config.tombstone_ttl),
+            rng: PortRng::new(random_seed()),
         }
     }
 
@@ -124,9 +131,16 @@ impl SessionTable {
                 return Err(DropReason::SessionLimit);
             }
         }
-        let port = self
-            .allocate_port(inside.protocol, inside.port, real)
-            .ok_or(DropReason::PortsExhausted)?;
+        let outside = &self.outside;
+        let protocol = inside.protocol;
+        let port = choose_port(protocol, inside.port, &mut self.rng, |port| {
+            outside.contains_key(&OutsideKey {
+                protocol,
+                port,
+                real,
+            })
+        })
+        .ok_or(DropReason::PortsExhausted)?;
         let mut session = Session {
             inside,
             outside_port: port,
@@ -155,6 +169,7 @@ impl SessionTable {
         };
         self.inside.insert(inside, index);
         self.outside.insert(outside, index);
+        self.by_proxy.insert(index, inside.proxy);
         self.tombstones.remove(&outside);
         self.timers.push(Entry {
             at: session.queued,
@@ -163,25 +178,6 @@ impl SessionTable {
         });
         self.maybe_compact();
         Ok(index)
-    }
-
-    /// The first free outside port at or after `preferred`, wrapping around
-    /// (RFC 4787 REQ-3: port preservation when possible). In practice the
-    /// first probe succeeds; only two flows from the same client port to the
-    /// same real IP (two domains sharing an address) need a second one.
-    fn allocate_port(&self, protocol: Protocol, preferred: u16, real: IpAddr) -> Option<u16> {
-        let first = protocol.first_port();
-        let span = u32::from(u16::MAX - first) + 1;
-        let start = u32::from(preferred.max(first) - first);
-        (0..span)
-            .map(|i| ((start + i) % span) as u16 + first)
-            .find(|&port| {
-                !self.outside.contains_key(&OutsideKey {
-                    protocol,
-                    port,
-                    real,
-                })
-            })
     }
 
     /// Records an outbound packet. `fin`/`rst` are the TCP flags seen.
@@ -237,23 +233,31 @@ impl SessionTable {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index);
         self.inside.remove(&session.inside);
+        self.by_proxy.remove(index, session.inside.proxy);
         let outside = session.outside();
         self.outside.remove(&outside);
         self.tombstones.insert(outside, now);
     }
 
-    /// Removes every session for which `pred` holds (policy changes).
-    pub fn remove_where(&mut self, now: Timestamp, mut pred: impl FnMut(&Session) -> bool) {
-        let doomed: Vec<u32> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, slot)| slot.session.as_ref().is_some_and(&mut pred))
-            .map(|(i, _)| i as u32)
-            .collect();
-        for i in doomed {
-            self.remove(i, now);
+    /// Removes the sessions through `proxy` for which `pred` holds (a mapping
+    /// removed or narrowed). Costs the sessions of `proxy`, not the table.
+    pub fn remove_through(
+        &mut self,
+        proxy: IpAddr,
+        now: Timestamp,
+        mut pred: impl FnMut(&Session) -> bool,
+    ) {
+        for i in self.by_proxy.slots(proxy) {
+            if pred(self.session(i)) {
+                self.remove(i, now);
+            }
         }
+    }
+
+    /// Whether any session goes through `proxy` (it may be past its deadline
+    /// until the next `handle_timeout`).
+    pub fn has_sessions_through(&self, proxy: IpAddr) -> bool {
+        self.by_proxy.contains(proxy)
     }
 
     /// Expires what is due. Returns how many sessions ended.
@@ -318,9 +322,19 @@ impl SessionTable {
     }
 }
 
+/// A seed that differs per table and per process, from the standard
+/// library's per-process random hash keys (no clock, no I/O here).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nat::key::Protocol;
     use std::time::Duration;
 
     fn inside(port: u16, proxy: &str) -> InsideKey {
@@ -336,7 +350,7 @@ mod tests {
     }
 
     #[test]
-    fn keeps_port_then_probes_upwards_and_wraps() {
+    fn keeps_port_then_tries_others() {
         let mut t = SessionTable::new(NatConfig::default());
         let now = Timestamp::from_secs(1);
         let a = t
@@ -344,11 +358,12 @@ mod tests {
             .unwrap();
         assert_eq!(t.session(a).outside_port, 65535);
         // Same client port, another proxy IP on the same real IP: 65535 is
-        // taken, so the allocator wraps to 1 (0 is not a UDP port).
+        // taken, so another port is chosen (never 0, not a UDP port).
         let b = t
             .create(inside(65535, "100.96.0.2"), real(), 53, now)
             .unwrap();
-        assert_eq!(t.session(b).outside_port, 1);
+        assert_ne!(t.session(b).outside_port, 65535);
+        assert_ne!(t.session(b).outside_port, 0);
         // A different real IP does not conflict.
         let c = t
             .create(
@@ -359,6 +374,46 @@ mod tests {
             )
             .unwrap();
         assert_eq!(t.session(c).outside_port, 65535);
+    }
+
+    #[test]
+    fn removing_a_proxy_ips_sessions_leaves_the_others() {
+        let mut t = SessionTable::new(NatConfig::default());
+        let now = Timestamp::from_secs(1);
+        for p in 1..=50u16 {
+            t.create(inside(p, "100.96.0.1"), real(), 53, now).unwrap();
+            t.create(inside(p, "100.96.0.2"), real(), 54, now).unwrap();
+        }
+        let a: IpAddr = "100.96.0.1".parse().unwrap();
+        let b: IpAddr = "100.96.0.2".parse().unwrap();
+        t.remove_through(b, now, |s| s.inside.port % 2 == 0);
+        assert_eq!(t.len(), 75);
+        t.remove_through(a, now, |_| true);
+        assert_eq!(t.len(), 25);
+        assert!(!t.has_sessions_through(a));
+        assert!(t.has_sessions_through(b));
+        assert!(matches!(
+            t.lookup_inside(&inside(1, "100.96.0.2"), now),
+            Lookup::Live(_)
+        ));
+    }
+
+    #[test]
+    fn a_full_port_space_is_a_quick_counted_drop() {
+        let mut t = SessionTable::new(NatConfig::default());
+        let now = Timestamp::from_secs(1);
+        // Every UDP port towards one real address, from one proxy IP.
+        for p in 1..=u16::MAX {
+            t.create(inside(p, "100.96.0.1"), real(), 53, now).unwrap();
+        }
+        // A second proxy IP on the same address finds no port; a third on
+        // another address is unaffected.
+        assert_eq!(
+            t.create(inside(7, "100.96.0.2"), real(), 53, now),
+            Err(DropReason::PortsExhausted)
+        );
+        let other: IpAddr = "198.18.0.9".parse().unwrap();
+        assert!(t.create(inside(7, "100.96.0.3"), other, 53, now).is_ok());
     }
 
     #[test]

@@ -1171,3 +1171,33 @@ fn write_fuzz_seeds() {
         }
     }
 }
+
+// ---------------------------------------------------------------- idleness
+
+#[test]
+fn a_mapping_is_idle_from_its_install_or_last_new_session_and_never_while_used() {
+    let mut n = nat();
+    let (c, p) = (client(true), proxy(true, 1));
+    assert_eq!(n.idle_for(p, t(10)), Some(Duration::from_secs(10)));
+    assert_eq!(n.idle_for(proxy(true, 9), t(10)), None);
+    let mut pkt = build::udp(sa(c, 5000), sa(p, 53), 8, true);
+    forward_out(&mut n, &mut pkt, t(10));
+    // A live session: in use, however long ago it opened.
+    assert_eq!(n.idle_for(p, t(100)), Some(Duration::ZERO));
+    // The UDP session (unanswered) ends 60 s after its packet; from then on
+    // the mapping counts as idle since that session opened.
+    n.handle_timeout(t(200));
+    assert_eq!(n.idle_for(p, t(200)), Some(Duration::from_secs(190)));
+    // Replacing the mapping (a new address) keeps its history.
+    n.set_mapping(p, Mapping::to(real(true)), t(200)).unwrap();
+    assert_eq!(n.idle_for(p, t(210)), Some(Duration::from_secs(200)));
+    // Removing it forgets it, sessions and all.
+    forward_out(
+        &mut n,
+        &mut build::udp(sa(c, 5001), sa(p, 53), 8, true),
+        t(210),
+    );
+    assert!(n.remove_mapping(p, t(211)));
+    assert_eq!(n.session_count(), 0);
+    assert_eq!(n.idle_for(p, t(211)), None);
+}

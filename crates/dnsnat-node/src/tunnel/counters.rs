@@ -42,6 +42,7 @@ counters! {
     drop_tun_read_error,
     drop_tun_write_error,
     drop_event_queue_full,
+    drop_control_rate_limited,
     nat_forwarded_out,
     nat_forwarded_in,
     nat_icmp_errors_sent,

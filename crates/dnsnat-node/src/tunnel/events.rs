@@ -4,9 +4,15 @@
 //! one task drains whatever has accumulated into a single call. Under a burst
 //! this turns N events into a handful of calls; when the channel is full the
 //! event is counted and dropped rather than blocking a packet loop.
+//!
+//! Bounded end to end: the task waits until JavaScript has handled a batch
+//! before it hands over the next, so at most one batch sits in Node's queue
+//! (whose own size is capped too) and the rest wait in the channel, whose
+//! bound is the only place events are dropped. A busy event loop therefore
+//! costs dropped, counted events, never memory.
 
 use napi::Status;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 use tokio::sync::mpsc;
 
@@ -70,7 +76,19 @@ impl TunnelEvent {
     }
 }
 
-pub type EventCallback = ThreadsafeFunction<Vec<TunnelEvent>, (), Vec<TunnelEvent>, Status, false>;
+/// Batches Node's queue may hold for this callback; with the wait for each
+/// call's completion only one is ever there, this is the backstop.
+pub const CALLBACK_QUEUE: usize = 4;
+
+pub type EventCallback = ThreadsafeFunction<
+    Vec<TunnelEvent>,
+    (),
+    Vec<TunnelEvent>,
+    Status,
+    false,
+    false,
+    CALLBACK_QUEUE,
+>;
 
 /// The kinds the client's stub pushes; every other event may change the
 /// state machine's entries (see [`EventSink::others_pushed`]).
@@ -136,7 +154,14 @@ pub fn delivery(
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
             let out = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
-            callback.call(out, ThreadsafeFunctionCallMode::NonBlocking);
+            // Resolves once JavaScript has run the callback. An error means
+            // Node is shutting down or the callback threw (JavaScript logs
+            // and counts that itself): either way the next batch may go.
+            if let Err(e) = callback.call_async(out).await
+                && e.status == Status::Closing
+            {
+                break;
+            }
         }
     };
     (sink, task)

@@ -14,6 +14,7 @@ use boringtun::x25519::{PublicKey, StaticSecret};
 use dnsnat_core::control;
 use dnsnat_core::nat::{ClientNat, MAX_REPLY_LEN, NatConfig, NatEvent, Timestamp, Verdict};
 
+use super::control_budget::{ControlAdmit, ControlBudget};
 use super::counters::{Counters, NatDrops, add, inc};
 use super::events::{EventSink, TunnelEvent};
 use super::io::{BatchSocket, Datagrams, Device, DeviceRx, DeviceTx, SOCKET_BATCH, Socket};
@@ -58,6 +59,10 @@ pub struct PeerSpec {
     pub nat: bool,
     /// Client role: the gateway id this peer serves.
     pub gateway_id: Option<String>,
+    /// Gateway role: control packets per second and burst from this peer.
+    pub control_budget: Option<(u32, u32)>,
+    /// Gateway role: live NAT sessions of this client at most.
+    pub max_sessions: Option<usize>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -100,7 +105,11 @@ impl<D: Device, S: Socket> Shared<D, S> {
                 .filter(|c| c.prefix == if c.addr.is_ipv4() { 32 } else { 128 })
                 .map(|c| c.addr)
                 .collect();
-            Mutex::new(ClientNat::new(NatConfig::default(), &hosts))
+            let mut config = NatConfig::default();
+            if let Some(max) = spec.max_sessions {
+                config.max_sessions = max;
+            }
+            Mutex::new(ClientNat::new(config, &hosts))
         });
         if let (Some(client), Some(id)) = (&self.client, &spec.gateway_id) {
             client
@@ -128,6 +137,9 @@ impl<D: Device, S: Socket> Shared<D, S> {
             endpoint: Mutex::new(spec.endpoint),
             up: std::sync::atomic::AtomicBool::new(false),
             nat,
+            control_budget: spec
+                .control_budget
+                .map(|(rate, burst)| Mutex::new(ControlBudget::new(rate, burst))),
         });
     }
 
@@ -223,6 +235,9 @@ impl<D: Device, S: Socket> Shared<D, S> {
     fn deliver(&self, peer: &Peer, tx: &mut DeviceTx, scratch: &mut Scratch) {
         let Some(packet) = tx.last_mut() else { return };
         if control::is_control(packet) {
+            if !self.admit_control(peer) {
+                return tx.uncommit();
+            }
             match control::parse(packet) {
                 Ok(msg) => {
                     inc(&self.counters.control_rx);
@@ -265,6 +280,25 @@ impl<D: Device, S: Socket> Shared<D, S> {
                 }
             }
         }
+    }
+
+    /// Whether a control packet from `peer` is within its budget; a drop is
+    /// counted, and reported to JavaScript at most once a second.
+    fn admit_control(&self, peer: &Peer) -> bool {
+        let Some(budget) = &peer.control_budget else {
+            return true;
+        };
+        let ControlAdmit::Drop { report } = lock(budget).admit(self.now()) else {
+            return true;
+        };
+        inc(&self.counters.drop_control_rate_limited);
+        if let Some(n) = report {
+            self.events.push(TunnelEvent {
+                count: Some(n as f64),
+                ..TunnelEvent::peer("control-rate-limited", &peer.public_b64)
+            });
+        }
+        false
     }
 
     /// The gateway peer of a key, by the gateway id it was added with.

@@ -5,6 +5,7 @@
 //! control messages through it; packets never leave Rust.
 
 mod cidr;
+mod control_budget;
 mod counters;
 mod device;
 mod events;
@@ -110,6 +111,14 @@ pub struct PeerOptions {
     pub nat: Option<bool>,
     /// Client role: the gateway id (of the resources) this peer is.
     pub gateway_id: Option<String>,
+    /// Gateway role: control packets per second this peer may send; past
+    /// the budget they are dropped before JavaScript sees them and counted
+    /// (`drop_control_rate_limited`). Absent: no limit.
+    pub control_per_second: Option<u32>,
+    /// The burst allowed above `controlPerSecond` (default: the rate).
+    pub control_burst: Option<u32>,
+    /// Gateway role: live NAT sessions of this client at most (default 65,536).
+    pub max_sessions: Option<u32>,
 }
 
 /// A mapping of one proxy IP of one client (gateway role).
@@ -154,12 +163,15 @@ impl Tunnel {
     #[napi(factory)]
     pub async fn create(
         options: TunnelOptions,
+        // Spelled out, not the alias: the generated index.d.ts reads the type.
         on_events: napi::threadsafe_function::ThreadsafeFunction<
             Vec<TunnelEvent>,
             (),
             Vec<TunnelEvent>,
             Status,
             false,
+            false,
+            { events::CALLBACK_QUEUE },
         >,
     ) -> Result<Tunnel> {
         let secret =
@@ -350,6 +362,10 @@ impl Tunnel {
             keepalive,
             nat: peer.nat.unwrap_or(false),
             gateway_id: peer.gateway_id,
+            control_budget: peer
+                .control_per_second
+                .map(|rate| (rate, peer.control_burst.unwrap_or(rate))),
+            max_sessions: peer.max_sessions.map(|m| m as usize),
         });
         Ok(())
     }
@@ -439,6 +455,24 @@ impl Tunnel {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove_mapping(proxy, shared.now()))
+    }
+
+    /// Milliseconds the mapping of `proxyIp` has gone unused: 0 while a NAT
+    /// session goes through it, else since it was installed or last opened a
+    /// session; null without a mapping. The policy expires idle bindings by it.
+    #[napi]
+    pub fn mapping_idle_ms(&self, public_key: String, proxy_ip: String) -> Result<Option<f64>> {
+        let shared = self.shared()?;
+        let peer = self.nat_peer(&public_key)?;
+        let proxy: IpAddr = proxy_ip
+            .parse()
+            .map_err(|_| invalid(format!("proxyIp: expected an IP address, got '{proxy_ip}'")))?;
+        let nat = peer.nat.as_ref().expect("checked by nat_peer");
+        Ok(nat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .idle_for(proxy, shared.now())
+            .map(|d| d.as_secs_f64() * 1000.0))
     }
 
     /// Live NAT sessions of a NAT peer.

@@ -14,6 +14,7 @@ use boringtun::x25519::PublicKey;
 use dnsnat_core::nat::ClientNat;
 
 use super::cidr::Cidr;
+use super::control_budget::ControlBudget;
 
 pub struct Peer {
     /// Our local index for this peer; boringtun puts it in the upper 24 bits of
@@ -31,6 +32,8 @@ pub struct Peer {
     /// On a gateway, this client's NAT: its packets are translated from proxy
     /// IPs to real addresses instead of being delivered as they are.
     pub nat: Option<Mutex<ClientNat>>,
+    /// Control packets this peer may hand to JavaScript (gateway role).
+    pub control_budget: Option<Mutex<ControlBudget>>,
 }
 
 impl Peer {
@@ -140,6 +143,7 @@ mod tests {
             endpoint: Mutex::new(None),
             up: AtomicBool::new(false),
             nat: None,
+            control_budget: None,
         });
         *their.as_bytes()
     }
