@@ -94,7 +94,7 @@ mod tests {
         for i in 0..6 {
             ix.insert(i, if i % 2 == 0 { a } else { b });
         }
-        let mut sorted = |p| {
+        let sorted = |p| {
             let mut v = ix.slots(p);
             v.sort();
             v
