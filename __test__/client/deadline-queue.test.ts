@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DeadlineQueue, DeadlineSlot } from '../../ts/client/deadline-queue.js';
+import { DeadlineQueue, DeadlineSlot } from '../../ts/common/deadline-queue.js';
 
 function drainAll<T>(queue: DeadlineQueue<T>, now = Number.POSITIVE_INFINITY): T[] {
   const out: T[] = [];

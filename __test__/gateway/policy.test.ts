@@ -2,6 +2,8 @@
 // collected and inspected; resolutions are answered by the test, whenever it likes.
 import { describe, expect, it } from 'vitest';
 import type { ClientConfig, ResourceConfig } from '../../ts/gateway/config.js';
+import { DestinationFilter } from '../../ts/gateway/destination-filter.js';
+import { parseCidr } from '../../ts/gateway/ip.js';
 import { DomainPattern } from '../../ts/gateway/pattern.js';
 import {
   type Command,
@@ -372,7 +374,8 @@ describe('GatewayPolicy: always accept, resolve in the background', () => {
     expect(h.advance(9_999)).toEqual([]);
     const timedOut = h.advance(1);
     expect(statuses(timedOut)).toEqual([expect.objectContaining({ status: 'inactive', reason: 'timeout' })]);
-    expect(h.policy.pollTimeout()).toBeUndefined();
+    // No resolution deadline is left; the next timer is the binding's idle check, an hour after it came.
+    expect(h.policy.pollTimeout()).toBe(h.now - 10_000 + 3_600_000);
     expect(h.resolve(id, ok(['10.0.0.1']))).toEqual([]);
     expect(h.policy.counters.lateAnswers).toBe(1);
     expect(h.policy.counters.resolutionDeadlines).toBe(1);
@@ -712,5 +715,92 @@ describe('GatewayPolicy: bounded state', () => {
     expect(h.resolve(id, ok(['10.0.0.1']))).toEqual([]);
     // Nothing cached survives: a new registration resolves again.
     expect(resolves(h.assign(ALICE, 'web', 'a.corp.example', V4, 2))).toHaveLength(1);
+  });
+});
+
+describe('GatewayPolicy: what one client may cost', () => {
+  it('a name resolving to loopback, link-local, metadata or the gateway itself is never mapped', () => {
+    const destinations = new DestinationFilter();
+    destinations.setGatewayAddresses(['198.18.2.1']);
+    const h = new Harness(baseConfig(), { destinations });
+    const cases: Array<[string, string[]]> = [
+      ['meta.corp.example', ['169.254.169.254']],
+      ['loop.corp.example', ['127.0.0.1']],
+      ['self.corp.example', ['198.18.2.1']],
+    ];
+    cases.forEach(([domain, reals], i) => {
+      const proxies = [1, 2, 3, 4].map((k) => `100.96.${i + 1}.${k}`);
+      const id = onlyResolveId(h.assign(ALICE, 'web', domain, proxies, 1));
+      const out = h.resolve(id, ok(reals));
+      expect(of(out, 'set-mapping').every((c) => c.realIp === undefined)).toBe(true);
+      expect(statuses(out)).toEqual([
+        expect.objectContaining({ domain, status: 'inactive', reason: 'destination-not-allowed' }),
+      ]);
+    });
+    expect(h.policy.counters.destinationsRefused).toBe(3);
+    // A mixed answer keeps the allowed address only.
+    const id = onlyResolveId(h.assign(ALICE, 'web', 'mixed.corp.example', V4B, 1));
+    const out = h.resolve(id, ok(['127.0.0.1', '10.0.0.9']));
+    expect(new Set(Object.values(mappings(out)))).toEqual(new Set(['10.0.0.9']));
+    expect(statuses(out)).toEqual([expect.objectContaining({ status: 'active' })]);
+  });
+
+  it('a resource may allow a refused range explicitly', () => {
+    const allow = parseCidr('127.0.0.0/8');
+    const h = new Harness({
+      ...baseConfig(),
+      resources: [resource('web', '*.corp.example', { allowDestinations: allow ? [allow] : [] })],
+    });
+    const id = onlyResolveId(h.assign(ALICE, 'web', 'loop.corp.example', V4, 1));
+    const out = h.resolve(id, ok(['127.0.0.1']));
+    expect(Object.values(mappings(out))).toContain('127.0.0.1');
+  });
+
+  it('a binding unused for bindingIdleMs is dropped and the client told; one in use is kept', () => {
+    const idle = new Map<string, number>();
+    const h = new Harness(baseConfig(), {
+      bindingIdleMs: 60_000,
+      mappingIdleMs: (_key, proxyIp) => idle.get(proxyIp),
+    });
+    h.resolve(onlyResolveId(h.assign(ALICE, 'web', 'a.corp.example', V4, 1)), ok(['10.0.0.1']));
+    h.resolve(onlyResolveId(h.assign(ALICE, 'web', 'b.corp.example', V4B, 1)), ok(['10.0.0.2']));
+    // b's proxy IPs carry a session; a's have been idle since they were installed.
+    for (const p of V4B) idle.set(p, 0);
+    for (const p of V4) idle.set(p, 60_000);
+    const out = h.advance(60_000);
+    expect(
+      of(out, 'remove-mapping')
+        .map((c) => c.proxyIp)
+        .sort(),
+    ).toEqual([...V4].sort());
+    expect(statuses(out)).toEqual([
+      expect.objectContaining({ domain: 'a.corp.example', status: 'inactive', reason: 'expired' }),
+    ]);
+    expect(h.policy.bindingCount('alice')).toBe(1);
+    // b's session ends; it goes a full idle period later, not before.
+    for (const p of V4B) idle.set(p, 1);
+    expect(of(h.advance(59_000), 'remove-mapping')).toEqual([]);
+    for (const p of V4B) idle.set(p, 60_000);
+    expect(of(h.advance(1_000), 'remove-mapping')).toHaveLength(4);
+    expect(h.policy.counters.bindingsExpired).toBe(2);
+    expect(h.policy.bindingCount('alice')).toBe(0);
+  });
+
+  it('a client with its share of resolutions pending has its newest refused; others are not', () => {
+    const h = new Harness(baseConfig(), { maxPendingResolutionsPerClient: 2 });
+    const block = (n: number) => [0, 1, 2, 3].map((k) => `100.96.${n}.${k + 1}`);
+    const ids = [0, 1].map((n) => onlyResolveId(h.assign(ALICE, 'web', `n${n}.corp.example`, block(n), 1)));
+    const refused = h.assign(ALICE, 'web', 'n2.corp.example', block(2), 1);
+    expect(resolves(refused)).toEqual([]);
+    expect(statuses(refused)).toEqual([
+      expect.objectContaining({ status: 'inactive', reason: 'resolver-busy' }),
+    ]);
+    // Joining a resolution already in flight costs nothing; another client has its own share.
+    expect(resolves(h.assign(BOB, 'web', 'n0.corp.example', block(10), 1))).toEqual([]);
+    expect(resolves(h.assign(BOB, 'web', 'b0.corp.example', block(11), 1))).toHaveLength(1);
+    // An answer gives the share back.
+    h.resolve(ids[0] as number, ok(['10.0.0.1']));
+    expect(resolves(h.assign(ALICE, 'web', 'n2.corp.example', block(2), 2))).toHaveLength(1);
+    expect(h.policy.counters.resolutionsRefusedForClient).toBe(1);
   });
 });

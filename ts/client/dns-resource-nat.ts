@@ -25,7 +25,7 @@
 // - Every effect names an entry that exists when the effect is queued. The only effects for an entry that is
 //   then removed are the `discard` + `gate pass` that release its buffer as part of the removal itself.
 
-import { DeadlineQueue, DeadlineSlot } from './deadline-queue.js';
+import { DeadlineQueue, DeadlineSlot } from '../common/deadline-queue.js';
 
 export type NatKey = { gatewayId: string; domain: string; resourceId: string };
 

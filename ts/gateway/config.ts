@@ -25,7 +25,7 @@ import {
   readPrivateKeyFile,
   socketAddress,
 } from '../config/fields.js';
-import { isTunnelIp, parseIp } from './ip.js';
+import { type Cidr, isTunnelIp, parseCidr, parseIp } from './ip.js';
 import { DomainPattern, PatternError } from './pattern.js';
 
 export type IpStack = 'dual' | 'ipv4' | 'ipv6';
@@ -36,6 +36,8 @@ export interface ResourceConfig {
   readonly ipStack: IpStack;
   /** `tcp/443`, `udp/5000-5999`, `icmp`; absent means every port and protocol. */
   readonly ports?: readonly string[];
+  /** Ranges this resource may reach although the destination filter refuses them (loopback, link-local, ...). */
+  readonly allowDestinations?: readonly Cidr[];
 }
 
 export interface ClientConfig {
@@ -56,6 +58,21 @@ export interface ResolutionConfig {
   readonly maxQueued: number;
 }
 
+/** What one client may cost the gateway (docs/security.md). */
+export interface GatewayLimits {
+  /** Control packets per second a client may send; the rest are dropped on the packet thread and counted. */
+  readonly controlPerSecond: number;
+  readonly controlBurst: number;
+  /** (domain, resource) bindings one client may hold. */
+  readonly bindingsPerClient: number;
+  /** A binding with no NAT session and no new one for this long is dropped (the client re-registers on use). */
+  readonly bindingIdleSeconds: number;
+  /** Resolutions one client may have started and waiting at once; joining one in flight is free. */
+  readonly pendingResolutionsPerClient: number;
+  /** Live NAT sessions of one client. */
+  readonly sessionsPerClient: number;
+}
+
 export interface GatewayConfig {
   /** Where the config came from, for messages: the file path, or `gateway config` for an object. */
   readonly source: string;
@@ -71,6 +88,7 @@ export interface GatewayConfig {
   /** `host:port` for Prometheus text (`GET /metrics`); absent: no listener. */
   readonly metrics?: string;
   readonly resolution: ResolutionConfig;
+  readonly limits: GatewayLimits;
   readonly resources: readonly ResourceConfig[];
   readonly clients: readonly ClientConfig[];
 }
@@ -84,6 +102,15 @@ export const DEFAULT_RESOLUTION: ResolutionConfig = {
   timeoutMs: 10_000,
   maxInFlight: 1_000,
   maxQueued: 10_000,
+};
+
+export const DEFAULT_LIMITS: GatewayLimits = {
+  controlPerSecond: 100,
+  controlBurst: 200,
+  bindingsPerClient: 10_000,
+  bindingIdleSeconds: 3_600,
+  pendingResolutionsPerClient: 100,
+  sessionsPerClient: 65_536,
 };
 
 const PORT_RULE = /^(tcp|udp)\/(\d{1,5})(?:-(\d{1,5}))?$/;
@@ -112,6 +139,9 @@ const patternText = z.string().superRefine((s, ctx) => {
   }
 });
 const positiveInt = z.number().int().positive();
+const cidrText = z.string().refine((s) => parseCidr(s) !== undefined, {
+  error: (iss) => `expected a prefix like 10.0.0.0/8 or fd00::/8 (host bits zero), ${got(iss)}`,
+});
 
 const schema = z
   .strictObject({
@@ -135,6 +165,16 @@ const schema = z
         maxQueued: z.number().int().nonnegative().optional(),
       })
       .optional(),
+    limits: z
+      .strictObject({
+        controlPerSecond: positiveInt.max(1_000_000).optional(),
+        controlBurst: positiveInt.max(1_000_000).optional(),
+        bindingsPerClient: positiveInt.optional(),
+        bindingIdleSeconds: positiveInt.optional(),
+        pendingResolutionsPerClient: positiveInt.optional(),
+        sessionsPerClient: positiveInt.max(4_000_000).optional(),
+      })
+      .optional(),
     resources: z.array(
       z.strictObject({
         id,
@@ -147,6 +187,7 @@ const schema = z
             }),
           )
           .optional(),
+        allowDestinations: z.array(cidrText).optional(),
       }),
     ),
     clients: z.array(
@@ -288,11 +329,17 @@ export function parseGatewayConfig(raw: unknown, options: ParseOptions = {}): Ga
       maxInFlight: c.resolution?.maxInFlight ?? DEFAULT_RESOLUTION.maxInFlight,
       maxQueued: c.resolution?.maxQueued ?? DEFAULT_RESOLUTION.maxQueued,
     },
+    limits: Object.fromEntries(
+      Object.entries(DEFAULT_LIMITS).map(([k, v]) => [k, c.limits?.[k as keyof GatewayLimits] ?? v]),
+    ) as unknown as GatewayLimits,
     resources: c.resources.map((r) => ({
       id: r.id,
       pattern: DomainPattern.parse(r.pattern),
       ipStack: r.ipStack ?? 'dual',
       ...(r.ports === undefined ? {} : { ports: r.ports.map((p) => p.trim().toLowerCase()) }),
+      ...(r.allowDestinations === undefined
+        ? {}
+        : { allowDestinations: r.allowDestinations.map((t) => parseCidr(t) as Cidr) }),
     })),
     clients: c.clients.map((cl) => ({
       id: cl.id,

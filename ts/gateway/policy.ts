@@ -34,7 +34,14 @@
 //   route its traffic to the wrong service.
 // - Config changes apply at once: a removed client loses its peer, a removed or no longer allowed resource
 //   loses its mappings and sessions, changed ports are re-installed.
+// - One client must not cost the others (docs/security.md): it holds at most `maxBindingsPerClient`
+//   bindings and starts at most `maxPendingResolutionsPerClient` resolutions at once (joining one in flight is
+//   free); a binding none of whose proxy IPs carried a NAT session for `bindingIdleMs` is dropped (a deadline
+//   per binding, so the check costs the bindings that are due, never a scan); real addresses the destination
+//   filter refuses (loopback, link-local, metadata, the gateway's own) are never mapped.
+import { DeadlineQueue, DeadlineSlot } from '../common/deadline-queue.js';
 import type { ClientConfig, IpStack, ResourceConfig } from './config.js';
+import { DestinationFilter } from './destination-filter.js';
 import { compareIps, type Family, type Ip, isProxyIp, parseIp } from './ip.js';
 import { Histogram } from './metrics.js';
 
@@ -97,6 +104,17 @@ export interface PolicyOptions {
   maxNegativeCacheMs?: number;
   /** (domain, resource) pairs one client may register; beyond, `inactive`/`too-many-domains`. Default 10,000. */
   maxBindingsPerClient?: number;
+  /** Resolutions one client may have started (in flight or waiting); beyond, `resolver-busy`. Default 100. */
+  maxPendingResolutionsPerClient?: number;
+  /** A binding unused this long is dropped. Default one hour. */
+  bindingIdleMs?: number;
+  /**
+   * How long the runtime's mapping of a proxy IP has gone unused (0 while a NAT session goes through it), or
+   * null/undefined when it has none. Default: none known, so a binding is idle from its last `AssignedIps`.
+   */
+  mappingIdleMs?: (publicKey: string, proxyIp: string) => number | null | undefined;
+  /** Which real addresses may be mapped. Default a filter that knows no gateway addresses yet. */
+  destinations?: DestinationFilter;
 }
 
 /** Why an `AssignedIps` was refused (also the `reason` of the `inactive` reply). */
@@ -110,7 +128,8 @@ export type RejectReason =
   | 'proxy-ip-out-of-range'
   | 'proxy-ip-duplicate'
   | 'proxy-ip-stack'
-  | 'too-many-domains';
+  | 'too-many-domains'
+  | 'resolver-busy';
 
 export const MESSAGE_ASSIGNED_IPS = 0;
 export const MESSAGE_DOMAIN_STATUS = 1;
@@ -124,6 +143,9 @@ export interface PolicyCounters {
   controlIgnored: number;
   goodbyes: number;
   renumberResets: number;
+  bindingsExpired: number;
+  destinationsRefused: number;
+  resolutionsRefusedForClient: number;
   statusesSent: { active: number; inactive: number };
   unsolicitedStatuses: number;
   resolutionsStarted: number;
@@ -162,6 +184,8 @@ interface DomainState {
   lastFailure: string | undefined;
   healNextAt: number;
   healStepMs: number;
+  /** The client whose request started the pending resolution (it counts against that client's budget). */
+  requester: string | undefined;
 }
 
 interface Binding {
@@ -174,6 +198,13 @@ interface Binding {
   /** An `AssignedIps` waits for its answer. */
   awaiting: boolean;
   lastStatus: DomainStatusValue | undefined;
+  /** The last answer had addresses for this binding, all refused by the destination filter. */
+  refused: boolean;
+  /** When the client last sent an `AssignedIps` for it. */
+  assertedAt: number;
+  /** Its place in the expiry queue. */
+  readonly expiry: DeadlineSlot<Binding>;
+  readonly clientId: string;
 }
 
 interface Installed {
@@ -198,6 +229,8 @@ interface ClientState {
   readonly proxies: Map<string, ProxyEntry>;
   /** domain → binding keys */
   readonly domains: Map<string, Set<string>>;
+  /** Resolutions this client started that are in flight or waiting. */
+  pendingResolutions: number;
 }
 
 interface AssignedIpsBody {
@@ -238,6 +271,9 @@ function emptyCounters(): PolicyCounters {
     controlIgnored: 0,
     goodbyes: 0,
     renumberResets: 0,
+    bindingsExpired: 0,
+    destinationsRefused: 0,
+    resolutionsRefusedForClient: 0,
     statusesSent: { active: 0, inactive: 0 },
     unsolicitedStatuses: 0,
     resolutionsStarted: 0,
@@ -277,6 +313,10 @@ export class GatewayPolicy {
   private readonly inflight = new Map<number, string>();
   /** Domains waiting for a slot, oldest first. */
   private readonly queue = new Set<string>();
+  /** Bindings by the time they may have gone idle. */
+  private readonly expiries = new DeadlineQueue<Binding>();
+  private readonly destinations: DestinationFilter;
+  private readonly mappingIdleMs: PolicyOptions['mappingIdleMs'];
   private readonly commands: Command[] = [];
   private commandHead = 0;
   private nextId = 0;
@@ -290,7 +330,13 @@ export class GatewayPolicy {
       healMaxMs: options.healMaxMs ?? 30_000,
       maxNegativeCacheMs: options.maxNegativeCacheMs ?? 30_000,
       maxBindingsPerClient: options.maxBindingsPerClient ?? 10_000,
+      maxPendingResolutionsPerClient: options.maxPendingResolutionsPerClient ?? 100,
+      bindingIdleMs: options.bindingIdleMs ?? 3_600_000,
+      mappingIdleMs: options.mappingIdleMs ?? (() => undefined),
+      destinations: options.destinations ?? new DestinationFilter(),
     };
+    this.destinations = this.opts.destinations;
+    this.mappingIdleMs = this.opts.mappingIdleMs;
     this.setConfig(config, now);
   }
 
@@ -309,13 +355,18 @@ export class GatewayPolicy {
     return c;
   }
 
-  /** The earliest resolution deadline, if any resolution is in flight. */
+  /** The earliest resolution deadline or binding expiry check, if any. */
   pollTimeout(): number | undefined {
-    for (const domain of this.inflight.values()) return this.domains.get(domain)?.inflight?.deadline;
-    return undefined;
+    const expiry = this.expiries.earliest();
+    for (const domain of this.inflight.values()) {
+      const deadline = this.domains.get(domain)?.inflight?.deadline;
+      if (deadline !== undefined) return expiry === undefined ? deadline : Math.min(deadline, expiry);
+    }
+    return expiry;
   }
 
   handleTimeout(now: number): void {
+    this.expireIdleBindings(now);
     for (const [id, domain] of this.inflight) {
       const ds = this.domains.get(domain);
       if (!ds?.inflight || ds.inflight.id !== id) {
@@ -344,6 +395,11 @@ export class GatewayPolicy {
 
   queued(): number {
     return this.queue.size;
+  }
+
+  /** Bindings a client holds now. */
+  bindingCount(clientId: string): number {
+    return this.clients.get(clientId)?.bindings.size ?? 0;
   }
 
   /** Registered proxy IPs over all clients. */
@@ -496,6 +552,7 @@ export class GatewayPolicy {
           bindings: new Map(),
           proxies: new Map(),
           domains: new Map(),
+          pendingResolutions: 0,
         };
         this.clients.set(cfg.id, state);
         this.byKey.set(cfg.publicKey, cfg.id);
@@ -635,7 +692,12 @@ export class GatewayPolicy {
         seq: msg.seq,
         awaiting: false,
         lastStatus: undefined,
+        refused: false,
+        assertedAt: now,
+        expiry: new DeadlineSlot<Binding>(undefined as unknown as Binding),
+        clientId: client.cfg.id,
       };
+      (b.expiry as { value: Binding }).value = b;
       client.bindings.set(key, b);
       let keys = client.domains.get(domain);
       if (!keys) {
@@ -668,6 +730,8 @@ export class GatewayPolicy {
     }
     b.seq = msg.seq;
     b.awaiting = true;
+    b.assertedAt = now;
+    if (!b.expiry.scheduled) this.expiries.schedule(b.expiry, now + this.opts.bindingIdleMs);
 
     if (ds.answer && ds.answer.expiresAt > now) {
       this.counters.cacheHits++;
@@ -682,22 +746,36 @@ export class GatewayPolicy {
       this.reply(client, b, ds);
       return;
     }
-    this.startResolution(ds, now);
+    const joins = ds.inflight !== undefined || this.queue.has(ds.domain);
+    if (!joins && client.pendingResolutions >= this.opts.maxPendingResolutionsPerClient) {
+      // This client already waits on its share of the resolver: its newest request is the one refused.
+      this.counters.resolutionsRefusedForClient++;
+      this.log('warn', 'client has too many resolutions pending; refused', {
+        client: client.cfg.id,
+        domain: ds.domain,
+        pending: client.pendingResolutions,
+      });
+      this.reply(client, b, ds, 'resolver-busy');
+      return;
+    }
+    this.startResolution(ds, now, client);
   }
 
   // ---- resolution ----
 
-  private startResolution(ds: DomainState, now: number): void {
+  private startResolution(ds: DomainState, now: number, requester?: ClientState): void {
     if (ds.inflight || this.queue.has(ds.domain)) {
       this.counters.resolutionsJoined++;
       return;
     }
     if (this.inflight.size < this.opts.maxInFlight) {
+      this.charge(ds, requester);
       this.launch(ds, now);
       return;
     }
     if (this.queue.size < this.opts.maxQueued) {
       this.counters.resolutionsQueued++;
+      this.charge(ds, requester);
       this.queue.add(ds.domain);
       return;
     }
@@ -715,6 +793,21 @@ export class GatewayPolicy {
     }
   }
 
+  /** Counts a resolution against the budget of the client whose request starts it. */
+  private charge(ds: DomainState, requester: ClientState | undefined): void {
+    if (!requester) return;
+    ds.requester = requester.cfg.id;
+    requester.pendingResolutions++;
+  }
+
+  /** The pending resolution of `ds` ended (answered, or dropped from the queue): its requester may start another. */
+  private refund(ds: DomainState): void {
+    if (ds.requester === undefined) return;
+    const client = this.clients.get(ds.requester);
+    if (client) client.pendingResolutions = Math.max(0, client.pendingResolutions - 1);
+    ds.requester = undefined;
+  }
+
   private launch(ds: DomainState, now: number): void {
     const id = ++this.nextId;
     ds.inflight = { id, startedAt: now, deadline: now + this.opts.resolveTimeoutMs };
@@ -730,6 +823,7 @@ export class GatewayPolicy {
       this.queue.delete(domain);
       const ds = this.domains.get(domain);
       if (ds && !ds.inflight && ds.users.size > 0) this.launch(ds, now);
+      else if (ds) this.refund(ds);
     }
   }
 
@@ -737,6 +831,7 @@ export class GatewayPolicy {
     const started = ds.inflight?.startedAt ?? now;
     if (ds.inflight) this.inflight.delete(ds.inflight.id);
     ds.inflight = undefined;
+    this.refund(ds);
     this.latency.observe(Math.max(0, now - started) / 1000);
     const ipv4 = sortedIps(r.ipv4, 4);
     const ipv6 = sortedIps(r.ipv6, 6);
@@ -808,8 +903,26 @@ export class GatewayPolicy {
 
   /** Sets the desired real address of every proxy IP of a binding: proxy k → sorted real k mod n. */
   private applyAnswer(client: ClientState, b: Binding, answer: Answer | undefined): void {
+    const allow = this.resources.get(b.resourceId)?.allowDestinations;
+    let offered = 0;
+    let refused = 0;
     for (const family of [4, 6] as const) {
-      const reals = answer ? (family === 4 ? answer.ipv4 : answer.ipv6) : [];
+      if (!b.proxies.some((p) => p.family === family)) continue;
+      const all = answer ? (family === 4 ? answer.ipv4 : answer.ipv6) : [];
+      const reals = all.filter((ip) => {
+        const why = this.destinations.refuses(ip, allow);
+        if (why === undefined) return true;
+        refused++;
+        this.log('warn', 'resolved address refused by the destination filter', {
+          client: client.cfg.id,
+          resource: b.resourceId,
+          domain: b.domain,
+          address: ip.text,
+          reason: why,
+        });
+        return false;
+      });
+      offered += reals.length;
       let k = 0;
       for (const p of b.proxies) {
         if (p.family !== family) continue;
@@ -821,6 +934,8 @@ export class GatewayPolicy {
         k++;
       }
     }
+    this.counters.destinationsRefused += refused;
+    b.refused = refused > 0 && offered === 0;
   }
 
   private statusAfterChange(client: ClientState, b: Binding, ds: DomainState, why?: string): void {
@@ -849,15 +964,21 @@ export class GatewayPolicy {
     return b.proxies.some((p) => client.proxies.get(p.text)?.real !== undefined);
   }
 
-  private reply(client: ClientState, b: Binding, ds: DomainState): void {
-    const active = this.hasAddress(client, b);
+  private reply(client: ClientState, b: Binding, ds: DomainState, reason?: string): void {
+    const active = reason === undefined && this.hasAddress(client, b);
     const body: DomainStatusBody = {
       resource: b.resourceId,
       domain: b.domain,
       status: active ? 'active' : 'inactive',
       seq: b.seq,
     };
-    if (!active) body.reason = ds.lastFailure ?? (ds.answer ? 'no-address-for-stack' : 'unresolved');
+    if (!active) {
+      body.reason =
+        reason ??
+        (b.refused
+          ? 'destination-not-allowed'
+          : (ds.lastFailure ?? (ds.answer ? 'no-address-for-stack' : 'unresolved')));
+    }
     b.awaiting = false;
     b.lastStatus = body.status;
     this.send(client.cfg.id, client.cfg.publicKey, body);
@@ -889,6 +1010,7 @@ export class GatewayPolicy {
         lastFailure: undefined,
         healNextAt: 0,
         healStepMs: this.opts.healInitialMs,
+        requester: undefined,
       };
       this.domains.set(domain, ds);
     }
@@ -976,6 +1098,7 @@ export class GatewayPolicy {
     release = true,
   ): void {
     client.bindings.delete(b.key);
+    this.expiries.cancel(b.expiry);
     const keys = client.domains.get(b.domain);
     keys?.delete(b.key);
     for (const p of b.proxies) {
@@ -1014,6 +1137,7 @@ export class GatewayPolicy {
 
   /** Forgets every binding of a client and removes its mappings (and so its sessions). */
   private resetClient(client: ClientState, _now: number): void {
+    for (const b of client.bindings.values()) this.expiries.cancel(b.expiry);
     for (const e of [...client.proxies.values()]) this.removeProxy(client, e);
     for (const domain of client.domains.keys()) this.releaseDomain(client.cfg.id, domain);
     client.bindings.clear();
@@ -1021,6 +1145,7 @@ export class GatewayPolicy {
   }
 
   private dropClient(client: ClientState): void {
+    for (const b of client.bindings.values()) this.expiries.cancel(b.expiry);
     for (const domain of client.domains.keys()) this.releaseDomain(client.cfg.id, domain);
     this.clients.delete(client.cfg.id);
     this.byKey.delete(client.cfg.publicKey);
@@ -1033,7 +1158,7 @@ export class GatewayPolicy {
     if (!ds) return;
     ds.users.delete(clientId);
     if (ds.users.size === 0 && !ds.inflight) {
-      this.queue.delete(domain);
+      if (this.queue.delete(domain)) this.refund(ds);
       this.domains.delete(domain);
     }
   }
@@ -1045,6 +1170,36 @@ export class GatewayPolicy {
       publicKey: cfg.publicKey,
       allowedIps: cfg.tunnelIps.map((ip) => `${ip}/${ip.includes(':') ? 128 : 32}`),
     });
+  }
+
+  /**
+   * Drops the bindings that are due and unused: none of their proxy IPs carried a NAT session, and the client
+   * did not re-send them, for `bindingIdleMs`. A binding still in use is looked at again when it could next
+   * be idle. Costs the bindings that are due.
+   */
+  private expireIdleBindings(now: number): void {
+    const idleLimit = this.opts.bindingIdleMs;
+    for (let b = this.expiries.popDue(now); b; b = this.expiries.popDue(now)) {
+      const client = this.clients.get(b.clientId);
+      if (!client || client.bindings.get(b.key) !== b) continue;
+      let idle = now - b.assertedAt;
+      for (const p of b.proxies) {
+        const runtime = this.mappingIdleMs?.(client.cfg.publicKey, p.text);
+        if (runtime !== null && runtime !== undefined) idle = Math.min(idle, runtime);
+      }
+      if (idle < idleLimit) {
+        this.expiries.schedule(b.expiry, now + (idleLimit - idle));
+        continue;
+      }
+      this.counters.bindingsExpired++;
+      this.log('info', 'binding idle; dropped', {
+        client: client.cfg.id,
+        resource: b.resourceId,
+        domain: b.domain,
+        idleMs: Math.round(idle),
+      });
+      this.removeBinding(client, b, now, 'expired');
+    }
   }
 
   private log(level: LogLevel, msg: string, fields: Record<string, unknown>): void {

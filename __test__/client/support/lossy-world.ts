@@ -13,7 +13,6 @@
 //   gate that is `pass` holds no buffered packet;
 // - what `onOutgoingPacket` returns agrees with the gate the effects have set.
 import { createHash, type Hash } from 'node:crypto';
-import { DeadlineQueue, DeadlineSlot } from '../../../ts/client/deadline-queue.js';
 import {
   type DnsQueryMatch,
   DnsResourceNat,
@@ -22,6 +21,7 @@ import {
   type NatKey,
   normalizeDomain,
 } from '../../../ts/client/dns-resource-nat.js';
+import { DeadlineQueue, DeadlineSlot } from '../../../ts/common/deadline-queue.js';
 import { Prng } from './prng.js';
 
 export interface WorldConfig {
