@@ -14,6 +14,8 @@ import {
 } from '../../ts/gateway/gateway.js';
 import type { ResolutionResult } from '../../ts/gateway/policy.js';
 
+/** What every client peer is given by default (gateway.yaml `limits`). */
+const LIMITS = { controlPerSecond: 100, controlBurst: 200, maxSessions: 65_536 };
 const GW_KEY = 'YOUxDD76EAbdkrEjgd0Y4py/j5O0TmxV+WJn4ToDDmc=';
 const ALICE = 'j94dl3TnzOFymO2TF7GeJ2ev7qTp7QXCk5RbRIehKUA=';
 const BOB = 'GORSExdMS2h85XY4zEnCx2eENvcJ4fgwJSDr+o+NdX4=';
@@ -148,8 +150,8 @@ describe('startGateway (fake runtime)', () => {
     });
     expect(settings).toEqual([{ timeoutMs: 10_000, maxInFlight: 2_000 }]);
     expect(tunnel.take()).toEqual([
-      ['addPeer', { publicKey: ALICE, allowedIps: ['100.64.0.2/32'], nat: true }],
-      ['addPeer', { publicKey: BOB, allowedIps: ['100.64.0.3/32'], nat: true }],
+      ['addPeer', { publicKey: ALICE, allowedIps: ['100.64.0.2/32'], nat: true, ...LIMITS }],
+      ['addPeer', { publicKey: BOB, allowedIps: ['100.64.0.3/32'], nat: true, ...LIMITS }],
     ]);
     expect(gw.metricsAddress).toBeUndefined();
   });

@@ -111,8 +111,10 @@ describe.runIf(run)('dnsnat end to end', () => {
     lab.link(g, ['198.18.2.1/24', '2001:db8:2::1/64'], s, ['198.18.2.2/24', '2001:db8:2::2/64']);
     lab.exec(s, 'ip', ['-6', 'route', 'add', 'default', 'via', '2001:db8:2::1']);
     lab.exec(s, 'ip', ['route', 'add', 'default', 'via', '198.18.2.1']);
-    // The client reaches its upstream resolver (dnsmasq at the site) directly.
+    // The client reaches its upstream resolver (dnsmasq at the site) directly: the gateway's host is also a
+    // router between the two networks. (A gateway on a host that does not forward forwards the tunnel only.)
     lab.exec(c, 'ip', ['route', 'add', '198.18.2.0/24', 'via', '198.18.0.1']);
+    lab.exec(g, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
 
     const site = lab.node(s, join(fixtures, 'site-node.cjs'), {});
     bigSha = String((await site.waitFor((l) => l.ready === true, 15_000, 'site')).bigSha256);

@@ -11,17 +11,20 @@
 // failure on the way leaves the running config untouched. Settings that only a restart can apply (keys,
 // addresses, the device) make a reload fail rather than apply half of a file.
 
-import { execFileSync } from 'node:child_process';
-import { readFileSync, type StatWatcher, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { type StatWatcher, unwatchFile, watchFile } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { performance } from 'node:perf_hooks';
+import { networkInterfaces } from 'node:os';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import pino from 'pino';
 import type { MappingOptions, PeerOptions, TunnelEvent, TunnelOptions } from '../../index.js';
 import native from '../native.js';
 import { encodeControl, MessageType } from '../protocol/control.js';
 import { ConfigError, type GatewayConfig, loadGatewayConfig, parseGatewayConfig } from './config.js';
+import { DestinationFilter } from './destination-filter.js';
+import { HostForwarding } from './host-forwarding.js';
 import { parseSocketAddress, TUNNEL_V4, TUNNEL_V6 } from './ip.js';
+import { LogLimiter } from './log-limiter.js';
 import { type MetricFamily, metricName, renderPrometheus } from './metrics.js';
 import {
   type BindingSnapshot,
@@ -41,6 +44,8 @@ export interface GatewayTunnel {
   removePeer(publicKey: string): boolean;
   setMapping(publicKey: string, proxyIp: string, mapping: MappingOptions): void;
   removeMapping(publicKey: string, proxyIp: string): boolean;
+  /** How long a mapping went unused (0 while a session uses it); null without one. Fakes may leave it out. */
+  mappingIdleMs?(publicKey: string, proxyIp: string): number | null;
   sendControl(publicKey: string, messageType: number, body: string): void;
   counters(): Record<string, number>;
   stop(): void;
@@ -76,6 +81,8 @@ export interface GatewayOptions {
   now?: () => number;
   /** Tests: set up forwarding and masquerading even when the config asks for it. Default true. */
   applyMasquerade?: boolean;
+  /** Where the record of host changes lives (crash repair). Default `/run/dnsnat`. */
+  hostRecordDir?: string;
 }
 
 export type ReloadResult = { ok: true; changed: boolean } | { ok: false; error: string };
@@ -106,6 +113,7 @@ const RESTART_ONLY = [
   'masquerade',
   'metrics',
   'resolution',
+  'limits',
 ] as const;
 
 function loadConfig(source: string | object): GatewayConfig {
@@ -122,71 +130,9 @@ function resolverSettings(c: GatewayConfig): ResolverSettings {
   };
 }
 
-/** ip_forward and one nftables masquerade table (DESIGN §5 "Egress"), undone on stop. */
-class Masquerade {
-  private readonly table: string;
-  private readonly saved = new Map<string, string>();
-  private installed = false;
-
-  constructor(device: string) {
-    this.table = `dnsnat_${device.replace(/[^A-Za-z0-9_]/g, '_')}`;
-  }
-
-  apply(): void {
-    for (const path of ['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding']) {
-      try {
-        this.saved.set(path, readFileSync(path, 'utf8').trim());
-        writeFileSync(path, '1');
-      } catch (e) {
-        throw new Error(
-          `cannot enable forwarding (${path}): ${(e as Error).message}; run as root or set masquerade: false`,
-        );
-      }
-    }
-    const t = this.table;
-    try {
-      execFileSync('nft', ['delete', 'table', 'inet', t], { stdio: 'ignore' });
-    } catch {
-      // not there: the usual case
-    }
-    try {
-      execFileSync(
-        'nft',
-        [
-          `add table inet ${t}; add chain inet ${t} post { type nat hook postrouting priority srcnat; }; ` +
-            `add rule inet ${t} post ip saddr ${TUNNEL_V4.text} masquerade; ` +
-            `add rule inet ${t} post ip6 saddr ${TUNNEL_V6.text} masquerade`,
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      this.installed = true;
-    } catch (e) {
-      this.undo();
-      const err = e as { stderr?: Buffer; message: string };
-      throw new Error(
-        `cannot install the nftables masquerade rule: ${err.stderr?.toString().trim() || err.message}; set masquerade: false to manage it yourself`,
-      );
-    }
-  }
-
-  undo(): void {
-    if (this.installed) {
-      try {
-        execFileSync('nft', ['delete', 'table', 'inet', this.table], { stdio: 'ignore' });
-      } catch {
-        // already gone
-      }
-      this.installed = false;
-    }
-    for (const [path, value] of this.saved) {
-      try {
-        writeFileSync(path, value);
-      } catch {
-        // best effort on the way out
-      }
-    }
-    this.saved.clear();
-  }
+/** The gateway's own addresses, on every interface: names resolving to them are refused. */
+function gatewayAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
 }
 
 /**
@@ -216,10 +162,33 @@ export async function startGateway(
       native.Tunnel.create(o, (events: TunnelEvent[]) => cb(events)) as Promise<GatewayTunnel>);
 
   const masquerade =
-    config.masquerade && options.applyMasquerade !== false ? new Masquerade(config.device) : undefined;
+    config.masquerade && options.applyMasquerade !== false
+      ? new HostForwarding({
+          device: config.device,
+          tunnelIpv4: config.tunnel.ipv4,
+          ...(config.tunnel.ipv6 === undefined ? {} : { tunnelIpv6: config.tunnel.ipv6 }),
+          ...(options.hostRecordDir === undefined ? {} : { recordDir: options.hostRecordDir }),
+          onRepair: (what) => logger.warn({ device: config.device }, what),
+        })
+      : undefined;
   let resolver = await createResolver(resolverSettings(config));
 
-  const shellCounters = { commandErrors: 0, reloadsOk: 0, reloadsRejected: 0 };
+  const shellCounters = { commandErrors: 0, handlerErrors: 0, reloadsOk: 0, reloadsRejected: 0 };
+  const logLimiter = new LogLimiter();
+  const destinations = new DestinationFilter();
+  destinations.setGatewayAddresses(gatewayAddresses());
+  // Lag of the event loop: what every client's setup waits on. p99 and max over the last full 10 s window
+  // (or the current one, if worse), so a scrape sees a stall that just ended.
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  let lagWindow = { p99: 0, max: 0 };
+  const lagTimer = setInterval(() => {
+    lagWindow = { p99: lag.percentile(99) / 1e9, max: lag.max / 1e9 };
+    lag.reset();
+    // Addresses change rarely; checked with the same cadence.
+    destinations.setGatewayAddresses(gatewayAddresses());
+  }, 10_000);
+  lagTimer.unref();
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let policy: GatewayPolicy | undefined;
@@ -252,6 +221,8 @@ export async function startGateway(
     );
   } catch (e) {
     masquerade?.undo();
+    clearInterval(lagTimer);
+    lag.disable();
     const why = e instanceof Error ? e.message : String(e);
     const hint = process.getuid?.() === 0 ? '' : ' (a TUN device needs root or CAP_NET_ADMIN)';
     throw new Error(`cannot start the tunnel on ${config.device}, ${config.listen}: ${why}${hint}`, {
@@ -263,9 +234,13 @@ export async function startGateway(
 
   const run = (c: Command) => {
     switch (c.type) {
-      case 'log':
-        logger[c.level](c.fields, c.msg);
+      case 'log': {
+        const subject = typeof c.fields.client === 'string' ? c.fields.client : '';
+        const suppressed = logLimiter.admit(c.msg, subject, now());
+        if (suppressed === undefined) return;
+        logger[c.level](suppressed > 0 ? { ...c.fields, suppressed } : c.fields, c.msg);
         return;
+      }
       case 'resolve': {
         const r = resolver;
         r.resolve(c.domain).then(
@@ -287,7 +262,14 @@ export async function startGateway(
         return;
       }
       case 'add-peer':
-        tunnel.addPeer({ publicKey: c.publicKey, allowedIps: c.allowedIps, nat: true });
+        tunnel.addPeer({
+          publicKey: c.publicKey,
+          allowedIps: c.allowedIps,
+          nat: true,
+          controlPerSecond: config.limits.controlPerSecond,
+          controlBurst: config.limits.controlBurst,
+          maxSessions: config.limits.sessionsPerClient,
+        });
         logger.info({ client: c.clientId, tunnelIps: c.allowedIps }, 'client peer added');
         return;
       case 'remove-peer':
@@ -349,31 +331,58 @@ export async function startGateway(
   }
 
   function handleEvents(events: TunnelEvent[]): void {
-    const p = policy as GatewayPolicy;
     const t = now();
     for (const e of events) {
-      switch (e.kind) {
-        case 'control':
-          p.onControl(e.peer, e.messageType ?? -1, e.body ?? '', t);
-          break;
-        case 'resolve-unmapped':
-          if (e.proxyIp) p.onResolveUnmapped(e.peer, e.proxyIp, t);
-          break;
-        case 'mapping-expired':
-          if (e.proxyIp) p.onMappingExpired(e.peer, e.proxyIp, t);
-          break;
-        case 'peer-up':
-        case 'peer-down':
-          logger.info(
-            { client: clientOf(e.peer) },
-            e.kind === 'peer-up' ? 'client connected' : 'client handshake lost',
+      // One bad event (or a bug it triggers) must not take the daemon, or the rest of the batch, down.
+      try {
+        handleEvent(e, t);
+      } catch (err) {
+        shellCounters.handlerErrors++;
+        const suppressed = logLimiter.admit('event handler failed', e.kind, t);
+        if (suppressed !== undefined) {
+          logger.error(
+            { kind: e.kind, client: clientOf(e.peer), err: (err as Error).stack ?? String(err), suppressed },
+            'event handler failed; event dropped',
           );
-          break;
-        default:
-          logger.debug({ kind: e.kind, client: clientOf(e.peer) }, 'tunnel event ignored');
+        }
       }
     }
     flush();
+  }
+
+  function handleEvent(e: TunnelEvent, t: number): void {
+    const p = policy as GatewayPolicy;
+    switch (e.kind) {
+      case 'control':
+        p.onControl(e.peer, e.messageType ?? -1, e.body ?? '', t);
+        break;
+      case 'resolve-unmapped':
+        if (e.proxyIp) p.onResolveUnmapped(e.peer, e.proxyIp, t);
+        break;
+      case 'mapping-expired':
+        if (e.proxyIp) p.onMappingExpired(e.peer, e.proxyIp, t);
+        break;
+      case 'control-rate-limited': {
+        const client = clientOf(e.peer);
+        const suppressed = logLimiter.admit('control packets over budget', client, t);
+        if (suppressed !== undefined) {
+          logger.warn(
+            { client, dropped: e.count ?? 0, perSecond: config.limits.controlPerSecond },
+            'control packets over budget; dropped',
+          );
+        }
+        break;
+      }
+      case 'peer-up':
+      case 'peer-down':
+        logger.info(
+          { client: clientOf(e.peer) },
+          e.kind === 'peer-up' ? 'client connected' : 'client handshake lost',
+        );
+        break;
+      default:
+        logger.debug({ kind: e.kind, client: clientOf(e.peer) }, 'tunnel event ignored');
+    }
   }
 
   policy = new GatewayPolicy(
@@ -384,6 +393,17 @@ export async function startGateway(
       resolveTimeoutMs: config.resolution.timeoutMs + 500,
       maxInFlight: config.resolution.maxInFlight,
       maxQueued: config.resolution.maxQueued,
+      maxBindingsPerClient: config.limits.bindingsPerClient,
+      maxPendingResolutionsPerClient: config.limits.pendingResolutionsPerClient,
+      bindingIdleMs: config.limits.bindingIdleSeconds * 1000,
+      destinations,
+      mappingIdleMs: (publicKey, proxyIp) => {
+        try {
+          return tunnel.mappingIdleMs?.(publicKey, proxyIp);
+        } catch {
+          return undefined; // the peer went away with the config: the binding goes with it
+        }
+      },
     },
     now(),
   );
@@ -515,6 +535,45 @@ export async function startGateway(
       c('dnsnat_gateway_resolutions_waiting', 'Domains waiting for a resolution slot.', p.queued(), 'gauge'),
       c('dnsnat_gateway_mappings', 'Registered proxy IPs over all clients.', p.mappingCount(), 'gauge'),
       c('dnsnat_gateway_command_errors_total', 'Runtime commands that failed.', shellCounters.commandErrors),
+      c(
+        'dnsnat_gateway_handler_errors_total',
+        'Tunnel events whose handling threw (logged, dropped).',
+        shellCounters.handlerErrors,
+      ),
+      c(
+        'dnsnat_gateway_log_lines_suppressed_total',
+        'Log lines over their rate limit.',
+        logLimiter.suppressed,
+      ),
+      c('dnsnat_gateway_bindings_expired_total', 'Bindings dropped after going idle.', k.bindingsExpired),
+      c(
+        'dnsnat_gateway_destinations_refused_total',
+        'Resolved addresses the destination filter refused.',
+        k.destinationsRefused,
+      ),
+      c(
+        'dnsnat_gateway_client_resolutions_refused_total',
+        'Resolutions refused because the client had its share pending.',
+        k.resolutionsRefusedForClient,
+      ),
+      {
+        name: 'dnsnat_gateway_bindings',
+        help: 'Bindings (domain, resource) each client holds.',
+        type: 'gauge',
+        samples: config.clients.map((cl) => ({ labels: { client: cl.id }, value: p.bindingCount(cl.id) })),
+      },
+      c(
+        'dnsnat_gateway_event_loop_lag_p99_seconds',
+        'Event loop delay, 99th percentile over the last 10 s window.',
+        Math.max(lagWindow.p99, lag.percentile(99) / 1e9),
+        'gauge',
+      ),
+      c(
+        'dnsnat_gateway_event_loop_lag_max_seconds',
+        'Event loop delay, maximum over the last 10 s window.',
+        Math.max(lagWindow.max, lag.max / 1e9),
+        'gauge',
+      ),
       {
         name: 'dnsnat_gateway_config_reloads_total',
         help: 'Config reloads by result.',
@@ -552,6 +611,8 @@ export async function startGateway(
   const stopAll = async () => {
     stopped = true;
     if (timer) clearTimeout(timer);
+    clearInterval(lagTimer);
+    lag.disable();
     if (watcher && isFile) unwatchFile(configPathOrObject as string, onFileChange);
     if (onSignal) process.off('SIGHUP', onSignal);
     if (server) {
