@@ -239,6 +239,25 @@ describe('startGateway (fake runtime)', () => {
     expect(lines).toContainEqual(expect.objectContaining({ msg: 'client connected', client: 'bob' }));
   });
 
+  it('an event whose handling throws is logged and counted; the events after it are still handled', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s)) });
+    const { gw, tunnel } = await start(rawConfig(), { logger });
+    const original = gw.policy.onControl.bind(gw.policy);
+    let calls = 0;
+    gw.policy.onControl = (...args) => {
+      if (calls++ === 0) throw new Error('boom');
+      original(...args);
+    };
+    tunnel.emit([assign('app.other.example', 1), assign('app.other.example', 2)]);
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 50, msg: 'handler failed; its input was dropped', kind: 'control' }),
+    );
+    // The second event of the same batch was handled: it was rejected and answered.
+    expect(lines).toContainEqual(expect.objectContaining({ msg: 'AssignedIps rejected' }));
+    expect(gw.metrics()).toMatch(/^dnsnat_gateway_handler_errors_total 1$/m);
+  });
+
   it('serves counters and the latency histogram as Prometheus text on the opt-in address', async () => {
     const { gw, tunnel, resolvers } = await start(rawConfig({ metrics: '127.0.0.1:0' }));
     tunnel.emit([assign('app.corp.example', 1), assign('app.other.example', 2)]);

@@ -243,21 +243,14 @@ export async function startGateway(
       }
       case 'resolve': {
         const r = resolver;
-        r.resolve(c.domain).then(
-          (result) => {
+        const answered = (result: ResolutionResult) =>
+          guarded('resolution', c.domain, () => {
             if (stopped || !policy) return;
             policy.onResolution(c.id, result, now());
             flush();
-          },
-          (e: unknown) => {
-            if (stopped || !policy) return;
-            policy.onResolution(
-              c.id,
-              { outcome: 'error', ipv4: [], ipv6: [], ttlSeconds: 0, error: String(e) },
-              now(),
-            );
-            flush();
-          },
+          });
+        r.resolve(c.domain).then(answered, (e: unknown) =>
+          answered({ outcome: 'error', ipv4: [], ipv6: [], ttlSeconds: 0, error: String(e) }),
         );
         return;
       }
@@ -322,7 +315,7 @@ export async function startGateway(
     timer = setTimeout(
       () => {
         timer = undefined;
-        policy?.handleTimeout(now());
+        guarded('timer', '', () => policy?.handleTimeout(now()));
         flush();
       },
       Math.max(0, Math.ceil(at - now())),
@@ -330,23 +323,28 @@ export async function startGateway(
     timer.unref();
   }
 
-  function handleEvents(events: TunnelEvent[]): void {
-    const t = now();
-    for (const e of events) {
-      // One bad event (or a bug it triggers) must not take the daemon, or the rest of the batch, down.
-      try {
-        handleEvent(e, t);
-      } catch (err) {
-        shellCounters.handlerErrors++;
-        const suppressed = logLimiter.admit('event handler failed', e.kind, t);
-        if (suppressed !== undefined) {
-          logger.error(
-            { kind: e.kind, client: clientOf(e.peer), err: (err as Error).stack ?? String(err), suppressed },
-            'event handler failed; event dropped',
-          );
-        }
+  /**
+   * Runs one handler; what it throws is logged (bounded), counted and dropped. One bad event, answer or
+   * timer (or a bug it triggers) must not take the daemon, or anyone else's work, down.
+   */
+  function guarded(kind: string, subject: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      shellCounters.handlerErrors++;
+      const suppressed = logLimiter.admit('handler failed', kind, now());
+      if (suppressed !== undefined) {
+        logger.error(
+          { kind, subject, err: (err as Error).stack ?? String(err), suppressed },
+          'handler failed; its input was dropped',
+        );
       }
     }
+  }
+
+  function handleEvents(events: TunnelEvent[]): void {
+    const t = now();
+    for (const e of events) guarded(e.kind, clientOf(e.peer), () => handleEvent(e, t));
     flush();
   }
 
