@@ -11,7 +11,8 @@
 //
 // What must stay true: the host's original forwarding values are written to a record file *before* anything
 // is changed, and the record is removed only after everything was restored. A SIGKILL in between leaves the
-// record, and the next start (or `restoreLeftovers`) restores from it instead of reading back our own "1".
+// record and the table, and the next start in that namespace restores from the record instead of reading
+// back our own "1". A record whose table is gone is stale (its namespace died, its inode was reused).
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,6 +42,15 @@ export interface HostForwardingOptions {
 
 function nft(script: string): void {
   execFileSync('nft', [script], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+function tableExists(table: string): boolean {
+  try {
+    execFileSync('nft', ['list', 'table', 'inet', table], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function deleteTable(table: string): void {
@@ -85,7 +95,11 @@ export class HostForwarding {
     }
     try {
       const r = JSON.parse(text) as Record;
-      if (typeof r.table === 'string' && r.forwarding && typeof r.forwarding === 'object') return r;
+      // Namespace inodes are reused once a namespace is gone: a record is ours to repair only if the table it
+      // names is still here (a crash leaves it); otherwise it is a dead namespace's and is overwritten.
+      if (typeof r.table === 'string' && r.forwarding && typeof r.forwarding === 'object') {
+        return tableExists(r.table) ? r : undefined;
+      }
     } catch {
       // fall through
     }

@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering;
 use boringtun::noise::Tunn;
 use dnsnat_core::constants::TUN_MTU;
 use dnsnat_core::control::{self, MessageType};
-use dnsnat_core::nat::{Mapping, PortFilter, PortRule};
+use dnsnat_core::nat::{ClientNat, Mapping, PortFilter, PortRule, Timestamp};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -442,19 +442,32 @@ impl Tunnel {
             .map_err(|e| invalid(format!("proxyIp {proxy_ip}: {e}")))
     }
 
-    /// Removes a mapping and every session through it; true if it existed.
-    #[napi]
-    pub fn remove_mapping(&self, public_key: String, proxy_ip: String) -> Result<bool> {
-        let shared = self.shared()?;
-        let peer = self.nat_peer(&public_key)?;
+    /// Runs `f` on the NAT of a peer, for one of its proxy IPs, at the tunnel's now.
+    fn with_proxy<T>(
+        &self,
+        public_key: &str,
+        proxy_ip: &str,
+        f: impl FnOnce(&mut ClientNat, IpAddr, Timestamp) -> T,
+    ) -> Result<T> {
+        let now = self.shared()?.now();
+        let peer = self.nat_peer(public_key)?;
         let proxy: IpAddr = proxy_ip
             .parse()
             .map_err(|_| invalid(format!("proxyIp: expected an IP address, got '{proxy_ip}'")))?;
         let nat = peer.nat.as_ref().expect("checked by nat_peer");
-        Ok(nat
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove_mapping(proxy, shared.now()))
+        Ok(f(
+            &mut nat.lock().unwrap_or_else(|e| e.into_inner()),
+            proxy,
+            now,
+        ))
+    }
+
+    /// Removes a mapping and every session through it; true if it existed.
+    #[napi]
+    pub fn remove_mapping(&self, public_key: String, proxy_ip: String) -> Result<bool> {
+        self.with_proxy(&public_key, &proxy_ip, |nat, proxy, now| {
+            nat.remove_mapping(proxy, now)
+        })
     }
 
     /// Milliseconds the mapping of `proxyIp` has gone unused: 0 while a NAT
@@ -462,17 +475,9 @@ impl Tunnel {
     /// session; null without a mapping. The policy expires idle bindings by it.
     #[napi]
     pub fn mapping_idle_ms(&self, public_key: String, proxy_ip: String) -> Result<Option<f64>> {
-        let shared = self.shared()?;
-        let peer = self.nat_peer(&public_key)?;
-        let proxy: IpAddr = proxy_ip
-            .parse()
-            .map_err(|_| invalid(format!("proxyIp: expected an IP address, got '{proxy_ip}'")))?;
-        let nat = peer.nat.as_ref().expect("checked by nat_peer");
-        Ok(nat
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .idle_for(proxy, shared.now())
-            .map(|d| d.as_secs_f64() * 1000.0))
+        self.with_proxy(&public_key, &proxy_ip, |nat, proxy, now| {
+            nat.idle_for(proxy, now).map(|d| d.as_secs_f64() * 1000.0)
+        })
     }
 
     /// Live NAT sessions of a NAT peer.

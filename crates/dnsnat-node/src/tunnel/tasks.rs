@@ -134,6 +134,12 @@ mod tests {
             all_dropped.recv_timeout(Duration::from_secs(5)),
             Err(RecvTimeoutError::Disconnected)
         );
+        // The channel's sender and the Arc drop one after the other on the
+        // runtime's thread: give the second a moment (this was a flaky read).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&held) > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         assert_eq!(Arc::strong_count(&held), 1);
     }
 }
