@@ -803,4 +803,22 @@ describe('GatewayPolicy: what one client may cost', () => {
     expect(resolves(h.assign(ALICE, 'web', 'n2.corp.example', block(2), 2))).toHaveLength(1);
     expect(h.policy.counters.resolutionsRefusedForClient).toBe(1);
   });
+
+  it("traffic to unmapped proxy IPs heals only within the client's share of the resolver", () => {
+    const h = new Harness(baseConfig(), { maxPendingResolutionsPerClient: 1 });
+    const block = (n: number) => [0, 1, 2, 3].map((k) => `100.96.${n}.${k + 1}`);
+    // Two names end without addresses (nothing cached for long), then one resolution of another name waits.
+    for (const n of [0, 1]) {
+      const id = onlyResolveId(h.assign(ALICE, 'web', `n${n}.corp.example`, block(n), 1));
+      h.resolve(id, { outcome: 'timeout', ipv4: [], ipv6: [], ttlSeconds: 0 });
+    }
+    const pending = onlyResolveId(h.assign(ALICE, 'web', 'n2.corp.example', block(2), 1));
+    h.policy.onResolveUnmapped(ALICE, block(0)[0] as string, h.now);
+    expect(resolves(h.drain())).toEqual([]);
+    expect(h.policy.counters.resolutionsRefusedForClient).toBe(1);
+    // Once the share is free, the same traffic heals.
+    h.resolve(pending, ok(['10.0.0.3']));
+    h.policy.onResolveUnmapped(ALICE, block(1)[0] as string, h.now);
+    expect(resolves(h.drain())).toHaveLength(1);
+  });
 });

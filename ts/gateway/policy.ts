@@ -203,8 +203,13 @@ interface Binding {
   /** When the client last sent an `AssignedIps` for it. */
   assertedAt: number;
   /** Its place in the expiry queue. */
-  readonly expiry: DeadlineSlot<Binding>;
+  readonly expiry: DeadlineSlot<BindingRef>;
+}
+
+/** How the expiry queue names a binding: it may be gone (or replaced) by the time its deadline comes. */
+interface BindingRef {
   readonly clientId: string;
+  readonly key: string;
 }
 
 interface Installed {
@@ -314,9 +319,7 @@ export class GatewayPolicy {
   /** Domains waiting for a slot, oldest first. */
   private readonly queue = new Set<string>();
   /** Bindings by the time they may have gone idle. */
-  private readonly expiries = new DeadlineQueue<Binding>();
-  private readonly destinations: DestinationFilter;
-  private readonly mappingIdleMs: PolicyOptions['mappingIdleMs'];
+  private readonly expiries = new DeadlineQueue<BindingRef>();
   private readonly commands: Command[] = [];
   private commandHead = 0;
   private nextId = 0;
@@ -335,8 +338,6 @@ export class GatewayPolicy {
       mappingIdleMs: options.mappingIdleMs ?? (() => undefined),
       destinations: options.destinations ?? new DestinationFilter(),
     };
-    this.destinations = this.opts.destinations;
-    this.mappingIdleMs = this.opts.mappingIdleMs;
     this.setConfig(config, now);
   }
 
@@ -481,6 +482,8 @@ export class GatewayPolicy {
       this.counters.healSuppressed++;
       return;
     }
+    // Traffic heals at the client's expense too: otherwise unmapped traffic would be a way around its share.
+    if (this.overShare(client, ds)) return;
     ds.healNextAt = now + ds.healStepMs;
     ds.healStepMs = Math.min(ds.healStepMs * 2, this.opts.healMaxMs);
     this.counters.healResolutions++;
@@ -490,7 +493,7 @@ export class GatewayPolicy {
       proxyIp: entry.ip.text,
       nextHealInMs: ds.healNextAt - now,
     });
-    this.startResolution(ds, now);
+    this.startResolution(ds, now, client);
   }
 
   /** A new session used a mapping past its DNS TTL. */
@@ -508,12 +511,13 @@ export class GatewayPolicy {
       this.applyToClientDomain(client, ds, now, 'refreshed from cache');
       return;
     }
+    if (this.overShare(client, ds)) return; // the next new session past the TTL asks again
     this.counters.refreshResolutions++;
     this.log('debug', 'mapping past its TTL; re-resolving in the background', {
       client: client.cfg.id,
       domain: entry.domain,
     });
-    this.startResolution(ds, now);
+    this.startResolution(ds, now, client);
   }
 
   /** The answer to a `resolve` command. */
@@ -694,10 +698,8 @@ export class GatewayPolicy {
         lastStatus: undefined,
         refused: false,
         assertedAt: now,
-        expiry: new DeadlineSlot<Binding>(undefined as unknown as Binding),
-        clientId: client.cfg.id,
+        expiry: new DeadlineSlot<BindingRef>({ clientId: client.cfg.id, key }),
       };
-      (b.expiry as { value: Binding }).value = b;
       client.bindings.set(key, b);
       let keys = client.domains.get(domain);
       if (!keys) {
@@ -746,15 +748,7 @@ export class GatewayPolicy {
       this.reply(client, b, ds);
       return;
     }
-    const joins = ds.inflight !== undefined || this.queue.has(ds.domain);
-    if (!joins && client.pendingResolutions >= this.opts.maxPendingResolutionsPerClient) {
-      // This client already waits on its share of the resolver: its newest request is the one refused.
-      this.counters.resolutionsRefusedForClient++;
-      this.log('warn', 'client has too many resolutions pending; refused', {
-        client: client.cfg.id,
-        domain: ds.domain,
-        pending: client.pendingResolutions,
-      });
+    if (this.overShare(client, ds)) {
       this.reply(client, b, ds, 'resolver-busy');
       return;
     }
@@ -763,7 +757,7 @@ export class GatewayPolicy {
 
   // ---- resolution ----
 
-  private startResolution(ds: DomainState, now: number, requester?: ClientState): void {
+  private startResolution(ds: DomainState, now: number, requester: ClientState): void {
     if (ds.inflight || this.queue.has(ds.domain)) {
       this.counters.resolutionsJoined++;
       return;
@@ -793,9 +787,24 @@ export class GatewayPolicy {
     }
   }
 
+  /**
+   * Whether starting a resolution of `ds` for `client` would exceed the client's share of the resolver
+   * (counted and logged when it would). Joining one in flight or waiting is free.
+   */
+  private overShare(client: ClientState, ds: DomainState): boolean {
+    if (ds.inflight !== undefined || this.queue.has(ds.domain)) return false;
+    if (client.pendingResolutions < this.opts.maxPendingResolutionsPerClient) return false;
+    this.counters.resolutionsRefusedForClient++;
+    this.log('warn', 'client has too many resolutions pending; refused', {
+      client: client.cfg.id,
+      domain: ds.domain,
+      pending: client.pendingResolutions,
+    });
+    return true;
+  }
+
   /** Counts a resolution against the budget of the client whose request starts it. */
-  private charge(ds: DomainState, requester: ClientState | undefined): void {
-    if (!requester) return;
+  private charge(ds: DomainState, requester: ClientState): void {
     ds.requester = requester.cfg.id;
     requester.pendingResolutions++;
   }
@@ -910,7 +919,7 @@ export class GatewayPolicy {
       if (!b.proxies.some((p) => p.family === family)) continue;
       const all = answer ? (family === 4 ? answer.ipv4 : answer.ipv6) : [];
       const reals = all.filter((ip) => {
-        const why = this.destinations.refuses(ip, allow);
+        const why = this.opts.destinations.refuses(ip, allow);
         if (why === undefined) return true;
         refused++;
         this.log('warn', 'resolved address refused by the destination filter', {
@@ -1179,12 +1188,13 @@ export class GatewayPolicy {
    */
   private expireIdleBindings(now: number): void {
     const idleLimit = this.opts.bindingIdleMs;
-    for (let b = this.expiries.popDue(now); b; b = this.expiries.popDue(now)) {
-      const client = this.clients.get(b.clientId);
-      if (!client || client.bindings.get(b.key) !== b) continue;
+    for (let ref = this.expiries.popDue(now); ref; ref = this.expiries.popDue(now)) {
+      const client = this.clients.get(ref.clientId);
+      const b = client?.bindings.get(ref.key);
+      if (!client || !b) continue;
       let idle = now - b.assertedAt;
       for (const p of b.proxies) {
-        const runtime = this.mappingIdleMs?.(client.cfg.publicKey, p.text);
+        const runtime = this.opts.mappingIdleMs(client.cfg.publicKey, p.text);
         if (runtime !== null && runtime !== undefined) idle = Math.min(idle, runtime);
       }
       if (idle < idleLimit) {
