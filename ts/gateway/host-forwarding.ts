@@ -2,10 +2,10 @@
 //
 // The gateway turns on IPv4/IPv6 forwarding and installs one nftables table of its own:
 // - postrouting: tunnel sources are masqueraded to the site;
-// - forward: no client to client through the gateway; to and from the tunnel device everything else may pass
-//   (towards a client, the NAT drops whatever answers no session of that client); when forwarding was off
-//   before we started, nothing else is forwarded either, so turning it on for the tunnel does not turn the
-//   host into a router for every interface;
+// - forward: from the tunnel device anywhere but back into it (no client to client through the gateway);
+//   towards it only answers (no connection into the tunnel from the site); when forwarding was off before we
+//   started, nothing else is forwarded either, so turning it on for the tunnel does not turn the host into a
+//   router for every interface;
 // - input: from the tunnel device, only answers and pings reach the gateway itself (a translated packet
 //   whose real address is one of the gateway's own would otherwise be delivered locally).
 //
@@ -168,8 +168,9 @@ export class HostForwarding {
       `add chain inet ${t} forward_from_tunnel { type filter hook forward priority filter; policy accept; }`,
       `add rule inet ${t} forward_from_tunnel iifname ${dev} oifname ${dev} drop`,
       `add rule inet ${t} forward_from_tunnel iifname ${dev} accept`,
-      // Towards the tunnel everything may pass: the NAT itself drops what answers no session of a client.
-      `add rule inet ${t} forward_from_tunnel oifname ${dev} accept`,
+      // Towards the tunnel only answers (the NAT would drop anything else anyway: defence in depth).
+      `add rule inet ${t} forward_from_tunnel oifname ${dev} ct state established,related accept`,
+      `add rule inet ${t} forward_from_tunnel oifname ${dev} drop`,
       // Forwarding was on for the tunnel's sake only: everything else stays unforwarded, as it was.
       ...(wasRouter ? [] : [`add rule inet ${t} forward_from_tunnel drop`]),
       `add chain inet ${t} input_from_tunnel { type filter hook input priority filter; policy accept; }`,
