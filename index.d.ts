@@ -91,6 +91,11 @@ export declare class Tunnel {
   setResources(resources: Array<ResourceSpec>): void
   /** Client: the proxy-IP table as JSON, for the state file. */
   exportProxyIps(): string
+  /**
+   * Client: the rows of the seeded proxy-IP table that were left out
+   * (damaged or conflicting), each with its reason.
+   */
+  proxyIpTableRejections(): Array<string>
   /** Every counter by name. */
   counters(): Record<string, number>
   /** The peers and their handshake state. */

@@ -15,17 +15,21 @@ import native from '../native.js';
 import { encodeControl, MessageType, parseControl } from '../protocol/control.js';
 import { type ClientConfig, loadClientConfig } from './config.js';
 import { DnsResourceNat, type Effect, type NatKey } from './dns-resource-nat.js';
-import { managedResolvConf, nameservers, readResolvConf, writeAtomically } from './resolv-conf.js';
-import { type ClientState, readState, writeState } from './state-file.js';
+import { backupPath, ManagedDns, repairAfterCrash } from './managed-dns.js';
+import { nameservers, readResolvConf } from './resolv-conf.js';
+import { type ClientState, loadState, writeState } from './state-file.js';
 
 const PROXY_RANGES = ['100.96.0.0/11', 'fd00:2021:1111:8000::/107'];
-const RESOLV_CONF = '/etc/resolv.conf';
 /** How long new proxy-IP allocations may wait to be written to the state file together. */
 const PERSIST_DELAY_MS = 250;
+/** Least time between two writes of the state file: a flood of new names costs one write a second. */
+const PERSIST_INTERVAL_MS = 1000;
+/** Rejected proxy-IP table rows named in the log, at most (the rest are counted). */
+const REJECTIONS_LOGGED = 10;
 
 export interface ClientStartOptions {
   logger?: Logger;
-  /** Path of resolv.conf for `manageDns` and the default upstream (tests). */
+  /** Path of resolv.conf for `manageDns` and the default upstream; default the config's `resolvConf`. */
   resolvConfPath?: string;
   /** Override where the stub listens (tests); default the sentinels on port 53. */
   dnsListen?: string[];
@@ -78,6 +82,7 @@ function restartOnlyChanges(a: ClientConfig, b: ClientConfig): string[] {
     'gateways',
     'stateFile',
     'manageDns',
+    'resolvConf',
     'statusSocket',
   ] as const;
   return fields.filter((f) => !same(a[f], b[f]));
@@ -91,8 +96,24 @@ export async function startClient(
 ): Promise<RunningClient> {
   let config = typeof configOrPath === 'string' ? loadClientConfig(configOrPath) : configOrPath;
   const log = options.logger ?? pino({ name: 'dnsnat-client' });
-  const resolvPath = options.resolvConfPath ?? RESOLV_CONF;
-  const state: ClientState = readState(config.stateFile);
+  const resolvPath = options.resolvConfPath ?? config.resolvConf;
+  const loaded = loadState(config.stateFile);
+  const state: ClientState = loaded.state;
+  if (loaded.corrupt) {
+    log.warn(
+      { stateFile: config.stateFile, problem: loaded.corrupt.problem, movedTo: loaded.corrupt.movedTo },
+      'state file is corrupt; moved aside, starting fresh (proxy IPs may renumber)',
+    );
+  }
+  // A crash may have left resolv.conf pointing at a stub that is gone: put
+  // the original back before anything reads it.
+  const recordFile = backupPath(config.stateFile, config.device);
+  const repair = repairAfterCrash(recordFile);
+  if (repair.kind === 'repaired') {
+    log.warn({ path: repair.path, original: repair.original }, 'resolv.conf restored after a crash');
+  } else if (repair.kind === 'left') {
+    log.warn({ path: repair.path, why: repair.why }, 'resolv.conf backup not applied');
+  }
 
   // The upstream is read before manageDns replaces resolv.conf, and
   // remembered, so a crash that left resolv.conf pointing at the sentinel
@@ -113,7 +134,7 @@ export async function startClient(
   const keyByGateway = new Map(config.gateways.map((g) => [g.id, g.publicKey]));
   let stackOf = new Map(config.resources.map((r) => [r.id, r.ipStack]));
   const lastChange = new Map<string, number>();
-  const counters = { controlDropped: 0, controlIgnored: 0, effectErrors: 0 };
+  const counters = { controlDropped: 0, controlIgnored: 0, effectErrors: 0, stateWrites: 0 };
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let tunnel: NativeTunnel | undefined;
@@ -213,20 +234,26 @@ export async function startClient(
     persistTimer = undefined;
     if (tunnel) state.proxyIpTable = tunnel.exportProxyIps();
     state.upstreamDns = upstreamDns;
+    if (!config.stateFile) return;
     writeState(config.stateFile, state);
+    counters.stateWrites++;
+    lastPersist = now();
   }
 
   // A write exports and serialises the whole proxy-IP table, so writing it for every new name costs O(names)
   // each time, on the event loop, while the name's setup is in flight (DomainStatus waits behind it). New names
-  // within PERSIST_DELAY_MS share one write. A crash inside that window loses only allocations younger than
-  // it, shorter than the stub's 1 s answer TTL; stop() writes at once.
+  // within PERSIST_DELAY_MS share one write, and writes are at least PERSIST_INTERVAL_MS apart, so a flood of
+  // names costs one write a second. A crash loses only allocations younger than the last write; the same
+  // names get new proxy IPs after the restart. stop() writes at once.
   let persistTimer: NodeJS.Timeout | undefined;
+  let lastPersist = Number.NEGATIVE_INFINITY;
   function schedulePersist(): void {
     if (persistTimer || stopped) return;
+    const delay = Math.max(PERSIST_DELAY_MS, lastPersist + PERSIST_INTERVAL_MS - now());
     persistTimer = setTimeout(() => {
       persistTimer = undefined;
       if (!stopped) persist();
-    }, PERSIST_DELAY_MS);
+    }, delay);
   }
 
   function onEvents(events: TunnelEvent[]): void {
@@ -364,19 +391,26 @@ export async function startClient(
       persistentKeepalive: 25,
     });
   }
+  const rejected = tunnel.proxyIpTableRejections();
+  if (rejected.length > 0) {
+    log.warn(
+      { stateFile: config.stateFile, rejected: rejected.length, first: rejected.slice(0, REJECTIONS_LOGGED) },
+      'state file: proxy-IP table rows left out',
+    );
+  }
   persist();
 
-  let managed = false;
+  let managed: ManagedDns | undefined;
   if (config.manageDns) {
-    // If a crashed run left resolv.conf pointing at us, the backup in the
-    // state file is the real original.
-    if (!originalResolv.includes('written by dnsnat') || state.resolvConfBackup === undefined) {
-      state.resolvConfBackup = originalResolv;
-    }
-    writeState(config.stateFile, state);
-    writeAtomically(resolvPath, managedResolvConf(state.resolvConfBackup));
-    managed = true;
-    log.info({ path: resolvPath }, 'resolv.conf points at the dnsnat stub');
+    // Only when resolv.conf already holds what we wrote and its record is
+    // gone does the original have to be made up: the upstreams we remember.
+    managed = ManagedDns.takeOver(resolvPath, recordFile, () =>
+      upstreamDns
+        .map((ns) => `nameserver ${ns}`)
+        .join('\n')
+        .concat('\n'),
+    );
+    log.info({ path: resolvPath, original: managed.original.kind }, 'resolv.conf points at the dnsnat stub');
   }
 
   function status(): ClientStatus {
@@ -457,8 +491,8 @@ export async function startClient(
       } finally {
         tunnel?.stop();
         tunnel = undefined;
-        if (managed && state.resolvConfBackup !== undefined) {
-          writeAtomically(resolvPath, state.resolvConfBackup);
+        if (managed) {
+          managed.restore();
           log.info({ path: resolvPath }, 'resolv.conf restored');
         }
       }

@@ -6,6 +6,7 @@ import {
   ipOrSocketAddress,
   ipv4Address,
   ipv6Address,
+  parseYamlText,
   readPrivateKeyFile,
   readYamlFile,
   socketAddress,
@@ -35,6 +36,8 @@ export interface ClientConfig {
   /** Upstream resolvers; absent: the nameservers of /etc/resolv.conf. */
   readonly upstreamDns?: readonly string[];
   readonly manageDns: boolean;
+  /** The resolv.conf that `manageDns` manages and the default upstream comes from. */
+  readonly resolvConf: string;
   readonly stateFile?: string;
   readonly device: string;
   readonly statusSocket: string;
@@ -43,6 +46,7 @@ export interface ClientConfig {
 }
 
 export const DEFAULT_CLIENT_DEVICE = 'dnsnat0';
+export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
 export const DEFAULT_CLIENT_STATUS_SOCKET = '/run/dnsnat/client.sock';
 
 const id = z.string().min(1).max(64);
@@ -54,6 +58,7 @@ const schema = z
     tunnel: z.strictObject({ ipv4: ipv4Address, ipv6: ipv6Address.optional() }),
     upstreamDns: z.array(ipOrSocketAddress).min(1).optional(),
     manageDns: z.boolean().optional(),
+    resolvConf: z.string().min(1).optional(),
     stateFile: z.string().min(1).optional(),
     device: z
       .string()
@@ -139,6 +144,7 @@ export function parseClientConfig(raw: unknown, options: ClientParseOptions = {}
       c.tunnel.ipv6 === undefined ? { ipv4: c.tunnel.ipv4 } : { ipv4: c.tunnel.ipv4, ipv6: c.tunnel.ipv6 },
     ...(c.upstreamDns ? { upstreamDns: c.upstreamDns } : {}),
     manageDns: c.manageDns ?? false,
+    resolvConf: resolvePath(options.baseDir ?? process.cwd(), c.resolvConf ?? DEFAULT_RESOLV_CONF),
     ...(c.stateFile ? { stateFile: resolvePath(options.baseDir ?? process.cwd(), c.stateFile) } : {}),
     device: c.device ?? DEFAULT_CLIENT_DEVICE,
     statusSocket: c.statusSocket ?? DEFAULT_CLIENT_STATUS_SOCKET,
@@ -155,6 +161,11 @@ export function parseClientConfig(raw: unknown, options: ClientParseOptions = {}
       ipStack: r.ipStack ?? 'dual',
     })),
   };
+}
+
+/** Parses YAML text; `source` names it in messages. */
+export function parseClientYaml(text: string, options: ClientParseOptions = {}): ClientConfig {
+  return parseClientConfig(parseYamlText(text, options.source ?? 'client config'), options);
 }
 
 export function loadClientConfig(path: string): ClientConfig {

@@ -1,6 +1,6 @@
 // /etc/resolv.conf: where the default upstream comes from, and what
 // `manageDns` points at the sentinel and restores on exit.
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 
 export const SENTINEL_V4 = '100.100.111.1';
 export const SENTINEL_V6 = 'fd00:2021:1111:8000:100:100:111:1';
@@ -16,16 +16,15 @@ export function nameservers(text: string): string[] {
   return out;
 }
 
+const MARKER = '# written by dnsnat; restored on exit';
+
+/** Whether resolv.conf text is what `manageDns` wrote. */
+export const isManagedResolvConf = (text: string): boolean => text.includes(MARKER);
+
 /** What `manageDns` writes: the sentinels, keeping the search/options lines of the original. */
 export function managedResolvConf(original: string): string {
   const kept = original.split('\n').filter((l) => /^\s*(search|domain|options)\b/.test(l));
-  return [
-    `# written by dnsnat; restored on exit`,
-    `nameserver ${SENTINEL_V4}`,
-    `nameserver ${SENTINEL_V6}`,
-    ...kept,
-    '',
-  ].join('\n');
+  return [MARKER, `nameserver ${SENTINEL_V4}`, `nameserver ${SENTINEL_V6}`, ...kept, ''].join('\n');
 }
 
 export function readResolvConf(path = '/etc/resolv.conf'): string {
@@ -33,23 +32,5 @@ export function readResolvConf(path = '/etc/resolv.conf'): string {
     return readFileSync(path, 'utf8');
   } catch {
     return '';
-  }
-}
-
-/**
- * Replaces a file atomically (write beside it, rename over it). A file that
- * is a mount point (resolv.conf in containers, or under `ip netns exec`)
- * cannot be renamed over (EBUSY); it is then rewritten in place.
- */
-export function writeAtomically(path: string, text: string): void {
-  const tmp = `${path}.dnsnat-tmp`;
-  writeFileSync(tmp, text);
-  try {
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EBUSY' && code !== 'EXDEV') throw e;
-    writeFileSync(path, text);
   }
 }

@@ -116,6 +116,18 @@ export function readPrivateKeyFile(
   return text;
 }
 
+/** Parses YAML text; errors name `source` (and the line, for syntax errors). */
+export function parseYamlText(text: string, source: string): unknown {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (e) {
+    throw new ConfigError([`${source}: not valid YAML: ${(e as Error).message.split('\n')[0]}`]);
+  }
+  if (raw === null || raw === undefined) throw new ConfigError([`${source}: the file is empty`]);
+  return raw;
+}
+
 /** Reads and parses a YAML file; errors name the file (and line, for syntax errors). */
 export function readYamlFile(path: string): unknown {
   let text: string;
@@ -124,11 +136,5 @@ export function readYamlFile(path: string): unknown {
   } catch (e) {
     throw new ConfigError([`${path}: cannot read: ${(e as Error).message}`]);
   }
-  try {
-    const raw: unknown = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
-    if (raw === null || raw === undefined) throw new Error('the file is empty');
-    return raw;
-  } catch (e) {
-    throw new ConfigError([`${path}: not valid YAML: ${(e as Error).message.split('\n')[0]}`]);
-  }
+  return parseYamlText(text, path);
 }

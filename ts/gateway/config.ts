@@ -10,7 +10,6 @@
 // only add knobs with defaults.
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import {
   base64Key,
@@ -22,6 +21,7 @@ import {
   ipv6Address as ipv6,
   issueMessage,
   ipOrSocketAddress as nameserver,
+  parseYamlText,
   readPrivateKeyFile,
   socketAddress,
 } from '../config/fields.js';
@@ -353,14 +353,7 @@ export function parseGatewayConfig(raw: unknown, options: ParseOptions = {}): Ga
 /** Parses YAML text; `source` names it in messages. */
 export function parseGatewayYaml(text: string, options: ParseOptions = {}): GatewayConfig {
   const source = options.source ?? 'gateway config';
-  let raw: unknown;
-  try {
-    raw = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
-  } catch (e) {
-    throw new ConfigError([`${source}: not valid YAML: ${(e as Error).message.split('\n')[0]}`]);
-  }
-  if (raw === null || raw === undefined) throw new ConfigError([`${source}: the file is empty`]);
-  return parseGatewayConfig(raw, { ...options, source });
+  return parseGatewayConfig(parseYamlText(text, source), { ...options, source });
 }
 
 /** Reads and validates a gateway.yaml. */

@@ -238,7 +238,7 @@ interface ClientState {
   pendingResolutions: number;
 }
 
-interface AssignedIpsBody {
+export interface AssignedIpsBody {
   resource: string;
   domain: string;
   proxyIps: unknown;
@@ -1234,7 +1234,8 @@ function sameIps(a: readonly Ip[], b: readonly Ip[]): boolean {
   return a.length === b.length && a.every((ip, i) => ip.text === b[i]?.text);
 }
 
-function parseAssignedIps(body: string): AssignedIpsBody | undefined {
+/** An AssignedIps body, or `undefined` when it is not one (the caller counts and drops it). */
+export function parseAssignedIps(body: string): AssignedIpsBody | undefined {
   let v: unknown;
   try {
     v = JSON.parse(body);

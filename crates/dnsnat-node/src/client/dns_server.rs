@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use dnsnat_core::dns::message::{RCODE_SERVFAIL, RawHeader, question_section};
 use dnsnat_core::dns::{StubAction, TcpFrameDecoder, Transport, encode_frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -19,8 +20,72 @@ use crate::udp::{BatchSocket, Datagrams, MAX_UDP};
 
 /// Per upstream attempt.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
+/// A TCP connection with no complete query for this long is closed (RFC
+/// 7766 suggests seconds; an open idle connection holds one of the few slots).
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pauses after a failing `accept` or `recv` (out of descriptors, say): the
+/// first short, doubling to the last, so a persistent error never spins.
+const SOCKET_ERROR_PAUSE: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
 /// Least time between two batches of the stub's events.
 const EVENT_BATCH_WINDOW: Duration = Duration::from_millis(2);
+
+/// The stub's UDP socket and TCP listener on `addr`, bound to `device` when
+/// given (`SO_BINDTODEVICE`: only packets that arrive on that interface are
+/// received).
+pub fn bind(addr: SocketAddr, device: Option<&str>) -> std::io::Result<(UdpSocket, TcpListener)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let open = |kind: Type, protocol: Protocol| -> std::io::Result<Socket> {
+        let s = Socket::new(Domain::for_address(addr), kind, Some(protocol))?;
+        if addr.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        if let Some(name) = device {
+            s.bind_device(Some(name.as_bytes())).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot bind to device {name}: {e}"))
+            })?;
+        }
+        s.set_nonblocking(true)?;
+        Ok(s)
+    };
+    let context = |what: &str, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {what} {addr}: {e}"))
+    };
+    let udp = open(Type::DGRAM, Protocol::UDP).map_err(|e| context("udp", e))?;
+    udp.bind(&addr.into()).map_err(|e| context("udp", e))?;
+    let tcp = open(Type::STREAM, Protocol::TCP).map_err(|e| context("tcp", e))?;
+    tcp.set_reuse_address(true).map_err(|e| context("tcp", e))?;
+    tcp.bind(&addr.into()).map_err(|e| context("tcp", e))?;
+    tcp.listen(128).map_err(|e| context("tcp", e))?;
+    Ok((
+        UdpSocket::from_std(udp.into())?,
+        TcpListener::from_std(tcp.into())?,
+    ))
+}
+
+/// A SERVFAIL for `query`, with its question, so that the resolver that
+/// asked matches it to its query and moves on at once.
+fn servfail(query: &[u8], out: &mut Vec<u8>) -> bool {
+    let Some(header) = RawHeader::read(query) else {
+        return false;
+    };
+    header.write_error(RCODE_SERVFAIL, out);
+    if let Some(question) = question_section(query) {
+        out[4..6].copy_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(question);
+    }
+    true
+}
+
+/// Doubles a pause after a socket error, up to the longest.
+fn pause_after_error(client: &ClientRole, pause: &mut Duration) -> Duration {
+    client
+        .counters
+        .dns_socket_errors
+        .fetch_add(1, Ordering::Relaxed);
+    let now = *pause;
+    *pause = (*pause * 2).min(SOCKET_ERROR_PAUSE.1);
+    now
+}
 
 fn answered(client: &ClientRole) {
     if client.stub().has_events() {
@@ -96,10 +161,13 @@ pub async fn serve_udp(client: Arc<ClientRole>, socket: Arc<BatchSocket>) {
     let mut answers = Answers::default();
     let mut forwards: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
     let mut gso = Vec::new();
+    let mut pause = SOCKET_ERROR_PAUSE.0;
     loop {
         if socket.recv(&mut queries).await.is_err() {
+            tokio::time::sleep(pause_after_error(&client, &mut pause)).await;
             continue;
         }
+        pause = SOCKET_ERROR_PAUSE.0;
         answers.bytes.clear();
         answers.to.clear();
         {
@@ -121,7 +189,7 @@ pub async fn serve_udp(client: Arc<ClientRole>, socket: Arc<BatchSocket>) {
         }
         send_answers(&socket, &mut answers, &mut gso).await;
         for (query, from) in forwards.drain(..) {
-            spawn_forward(&client, &socket, query, from);
+            spawn_forward(&client, &socket, query, from).await;
         }
     }
 }
@@ -170,15 +238,28 @@ async fn send_answers(socket: &BatchSocket, answers: &mut Answers, gso: &mut Vec
     }
 }
 
-/// Relays one query to the upstream resolvers in its own task.
-fn spawn_forward(
+/// Relays one query to the upstream resolvers in its own task, or answers
+/// SERVFAIL at once when `MAX_FORWARDS` are already in flight.
+async fn spawn_forward(
     client: &Arc<ClientRole>,
     socket: &Arc<BatchSocket>,
     query: Vec<u8>,
     from: SocketAddr,
 ) {
+    let Ok(permit) = client.forwards.clone().try_acquire_owned() else {
+        client
+            .counters
+            .dns_forwards_refused
+            .fetch_add(1, Ordering::Relaxed);
+        let mut out = Vec::new();
+        if servfail(&query, &mut out) {
+            let _ = socket.send(&out, out.len(), from).await;
+        }
+        return;
+    };
     let (client, socket) = (client.clone(), socket.clone());
     tokio::spawn(async move {
+        let _permit = permit;
         match forward_udp(&client.upstream, &query).await {
             Some(answer) => {
                 let _ = socket.send(&answer, answer.len(), from).await;
@@ -199,7 +280,7 @@ async fn serve_connection(client: Arc<ClientRole>, mut stream: TcpStream) {
     let mut out = Vec::new();
     let mut frame = Vec::new();
     loop {
-        let n = match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf)).await {
+        let n = match tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => n,
             _ => return,
         };
@@ -236,10 +317,29 @@ async fn serve_connection(client: Arc<ClientRole>, mut stream: TcpStream) {
 }
 
 pub async fn serve_tcp(client: Arc<ClientRole>, listener: TcpListener) {
+    let mut pause = SOCKET_ERROR_PAUSE.0;
     loop {
-        if let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve_connection(client.clone(), stream));
-        }
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                tokio::time::sleep(pause_after_error(&client, &mut pause)).await;
+                continue;
+            }
+        };
+        pause = SOCKET_ERROR_PAUSE.0;
+        let Ok(permit) = client.tcp_connections.clone().try_acquire_owned() else {
+            // Dropping the stream closes it: the resolver retries or moves on.
+            client
+                .counters
+                .dns_tcp_refused
+                .fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let client = client.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            serve_connection(client, stream).await;
+        });
     }
 }
 
@@ -278,6 +378,7 @@ pub async fn pump_events(client: Arc<ClientRole>, sink: crate::tunnel::EventSink
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::{MAX_FORWARDS, MAX_TCP_CONNECTIONS};
     use dnsnat_core::dns::{IpStack, ProxyIpAllocator, Resource, ResourceTable, Stub, StubOptions};
     use dnsnat_core::pattern::Pattern;
 
@@ -291,6 +392,86 @@ mod tests {
         }
         q.extend_from_slice(&[0, 0, 1, 0, 1]);
         q
+    }
+
+    /// A client role whose only upstream is a socket that never answers.
+    async fn role_with_silent_upstream() -> (Arc<ClientRole>, UdpSocket) {
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let stub = Stub::new(
+            ResourceTable::default(),
+            ProxyIpAllocator::new(),
+            StubOptions::default(),
+        );
+        let upstream = vec![silent.local_addr().unwrap()];
+        (Arc::new(ClientRole::new(stub, upstream)), silent)
+    }
+
+    #[tokio::test]
+    async fn forwards_past_the_bound_are_answered_servfail_at_once() {
+        let (client, _silent) = role_with_silent_upstream().await;
+        let server =
+            Arc::new(BatchSocket::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap());
+        let addr = server.local_addr().unwrap();
+        let task = tokio::spawn(serve_udp(client.clone(), server));
+        let app = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let extra = 40;
+        let total = (MAX_FORWARDS + extra) as u16;
+        for id in 0..total {
+            app.send_to(&query(id, &format!("n{id}.public.example")), addr)
+                .await
+                .unwrap();
+        }
+        // The upstream never answers, so every answer is a refusal; the
+        // first MAX_FORWARDS queries wait on the upstream for 3 s.
+        let mut buf = vec![0u8; 1500];
+        let mut servfails = 0;
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_millis(1500), app.recv_from(&mut buf)).await
+        {
+            assert_eq!(buf[3] & 0x0f, RCODE_SERVFAIL, "{:?}", &buf[..n]);
+            assert_eq!(
+                u16::from_be_bytes([buf[4], buf[5]]),
+                1,
+                "the question is echoed"
+            );
+            servfails += 1;
+        }
+        assert_eq!(servfails, extra);
+        assert_eq!(
+            client.counters.dns_forwards_refused.load(Ordering::Relaxed),
+            extra as u64
+        );
+        assert_eq!(client.forwards.available_permits(), 0);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn tcp_connections_past_the_bound_are_closed() {
+        let (client, _silent) = role_with_silent_upstream().await;
+        let (_udp, listener) = bind("127.0.0.1:0".parse().unwrap(), None).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(serve_tcp(client.clone(), listener));
+        let mut open = Vec::new();
+        for _ in 0..MAX_TCP_CONNECTIONS {
+            open.push(TcpStream::connect(addr).await.unwrap());
+        }
+        // Wait until the server holds them all.
+        while client.tcp_connections.available_permits() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut extra = TcpStream::connect(addr).await.unwrap();
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut byte))
+            .await
+            .expect("the extra connection is closed at once");
+        assert!(matches!(read, Ok(0) | Err(_)));
+        assert_eq!(client.counters.dns_tcp_refused.load(Ordering::Relaxed), 1);
+        // Closing one frees its slot.
+        drop(open.pop());
+        while client.tcp_connections.available_permits() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        task.abort();
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ use dnsnat_core::constants::{is_proxy_v4, is_proxy_v6};
 use dnsnat_core::dns::{Stub, StubEvent};
 use dnsnat_core::gate::{GateMode, GateTable};
 use napi_derive::napi;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::tunnel::TunnelEvent;
 
@@ -34,6 +34,15 @@ const PENDING_EVENT_INTERVAL: Duration = Duration::from_millis(500);
 /// (docs/decisions.md, "Repeated DNS queries"): the TTL of the stub's answers,
 /// so an application that honours it is reported every time.
 const REPEAT_WINDOW_MS: u64 = 1000;
+
+/// Queries relayed to the upstream resolvers at once. Each holds a task and a
+/// 64 KiB receive buffer for up to 3 s per upstream, so without a bound a
+/// burst of names nobody answers grows memory without limit; past it a query
+/// gets SERVFAIL at once (the application retries, or tries its next server).
+pub const MAX_FORWARDS: usize = 256;
+/// TCP connections to the stub at once; one more is closed as soon as it is
+/// accepted. Applications use TCP only after a truncated UDP answer.
+pub const MAX_TCP_CONNECTIONS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GateKey {
@@ -60,6 +69,16 @@ pub struct ClientCounters {
     pub buffer_overflow: AtomicU64,
     pub flushed: AtomicU64,
     pub discarded: AtomicU64,
+    /// Queries answered SERVFAIL because `MAX_FORWARDS` were already in flight.
+    pub dns_forwards_refused: AtomicU64,
+    /// TCP connections closed at once because `MAX_TCP_CONNECTIONS` were open.
+    pub dns_tcp_refused: AtomicU64,
+    /// Failed `accept` or `recv` calls on the stub's sockets (each followed by a pause).
+    pub dns_socket_errors: AtomicU64,
+    /// Packets from a gateway not addressed to this client's tunnel address.
+    pub drop_not_for_us: AtomicU64,
+    /// Packets from a proxy IP sent by a gateway that does not serve its resource.
+    pub drop_proxy_source_not_served: AtomicU64,
 }
 
 /// Gate keys interned as small integers, so the packet path hashes and copies
@@ -97,6 +116,15 @@ pub struct ClientRole {
     routes: Mutex<HashMap<IpAddr, u32>>,
     last_pending_event: Mutex<HashMap<u32, Instant>>,
     pub upstream: Vec<SocketAddr>,
+    /// This client's own tunnel addresses: the only destinations a gateway's
+    /// packets may have.
+    pub tunnel_ips: Vec<IpAddr>,
+    /// Rows of the seeded proxy-IP table that were left out, and why.
+    pub seed_rejections: Vec<String>,
+    /// Upstream forwards in flight (UDP), at most `MAX_FORWARDS`.
+    pub forwards: Arc<Semaphore>,
+    /// Open TCP connections to the stub, at most `MAX_TCP_CONNECTIONS`.
+    pub tcp_connections: Arc<Semaphore>,
     pub events_ready: Notify,
     pub counters: ClientCounters,
     /// Commands from JavaScript that may follow a change of the state machine
@@ -129,6 +157,10 @@ impl ClientRole {
             routes: Mutex::new(HashMap::new()),
             last_pending_event: Mutex::new(HashMap::new()),
             upstream,
+            tunnel_ips: Vec::new(),
+            seed_rejections: Vec::new(),
+            forwards: Arc::new(Semaphore::new(MAX_FORWARDS)),
+            tcp_connections: Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS)),
             events_ready: Notify::new(),
             counters: ClientCounters::default(),
             commands: AtomicU64::new(0),
@@ -241,6 +273,35 @@ impl ClientRole {
         let id = lock(&self.keys).intern(key?);
         lock(&self.routes).insert(dst, id);
         Some(id)
+    }
+
+    /// Whether a packet decrypted from the gateway whose public key is `from`
+    /// may reach the device, counting a drop. It must be addressed to this
+    /// client's own tunnel address (nothing else on the host, the stub's
+    /// sentinel included, is reachable through the tunnel), and a source
+    /// that is a proxy IP must be one of a resource this gateway serves:
+    /// cryptokey routing lets every gateway send from the whole proxy range,
+    /// so without this check one gateway could speak for another's resources.
+    pub fn admits_inbound(&self, from: &[u8; 32], src: IpAddr, dst: IpAddr) -> bool {
+        if !self.tunnel_ips.contains(&dst) {
+            self.counters
+                .drop_not_for_us
+                .fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        if is_proxy(src) {
+            let serving = self
+                .route(src)
+                .and_then(|id| self.with_key(id, |k| self.gateway_key(&k.gateway)))
+                .flatten();
+            if serving.as_ref() != Some(from) {
+                self.counters
+                    .drop_proxy_source_not_served
+                    .fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+        }
+        true
     }
 
     pub fn gateway_key(&self, gateway: &str) -> Option<[u8; 32]> {

@@ -252,7 +252,13 @@ impl<D: Device, S: Socket> Shared<D, S> {
             return tx.uncommit();
         }
         match addresses(packet) {
-            Some((src, _)) if peer.allows_source(src) => {}
+            Some((src, dst)) if peer.allows_source(src) => {
+                if let Some(client) = &self.client
+                    && !client.admits_inbound(peer.public_key.as_bytes(), src, dst)
+                {
+                    return tx.uncommit();
+                }
+            }
             Some(_) => {
                 inc(&self.counters.drop_source_not_allowed);
                 return tx.uncommit();

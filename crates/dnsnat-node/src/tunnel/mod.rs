@@ -214,7 +214,10 @@ impl Tunnel {
 
         let (client, extra_addresses, mut routes) = match options.client {
             Some(c) => {
-                let role = client_role(c)?;
+                let own: Vec<IpAddr> = std::iter::once(IpAddr::V4(ipv4))
+                    .chain(ipv6.map(IpAddr::V6))
+                    .collect();
+                let role = client_role(c, own)?;
                 let mut routes = routes;
                 routes.push(Cidr {
                     addr: IpAddr::V4(PROXY_V4_NET),
@@ -271,13 +274,16 @@ impl Tunnel {
         tasks.spawn(delivery);
         tasks.spawn(loops::timers(shared.clone()));
         if let Some((role, listen)) = client {
-            for addr in listen {
-                let udp = tokio::net::UdpSocket::bind(addr).await.map_err(|e| {
-                    Error::from_reason(format!("DNS stub cannot listen on udp {addr}: {e}"))
-                })?;
-                let tcp = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                    Error::from_reason(format!("DNS stub cannot listen on tcp {addr}: {e}"))
-                })?;
+            // On the sentinels (the default) the stub's sockets are bound to
+            // the tunnel device, which holds those addresses: the host's own
+            // queries arrive on it, a LAN neighbour's (routed to the sentinel
+            // through this host) arrive on the LAN interface and never reach
+            // the stub; the tunnel delivers only packets for our tunnel
+            // address. See docs/decisions.md, "The stub serves only its host".
+            let device = listen.on_sentinels.then_some(options.name.as_str());
+            for addr in listen.addrs {
+                let (udp, tcp) = dns_server::bind(addr, device)
+                    .map_err(|e| Error::from_reason(format!("DNS stub: {e}")))?;
                 let udp = io::BatchSocket::new(udp).map_err(|e| {
                     Error::from_reason(format!("DNS stub cannot set up udp {addr}: {e}"))
                 })?;
@@ -645,6 +651,13 @@ impl Tunnel {
         ))
     }
 
+    /// Client: the rows of the seeded proxy-IP table that were left out
+    /// (damaged or conflicting), each with its reason.
+    #[napi]
+    pub fn proxy_ip_table_rejections(&self) -> Result<Vec<String>> {
+        Ok(self.client()?.seed_rejections.clone())
+    }
+
     /// Every counter by name.
     #[napi]
     pub fn counters(&self) -> Result<HashMap<String, f64>> {
@@ -686,6 +699,14 @@ impl Tunnel {
             ("client_buffer_overflow".into(), get(&c.buffer_overflow)),
             ("client_flushed".into(), get(&c.flushed)),
             ("client_discarded".into(), get(&c.discarded)),
+            ("client_drop_not_for_us".into(), get(&c.drop_not_for_us)),
+            (
+                "client_drop_proxy_source_not_served".into(),
+                get(&c.drop_proxy_source_not_served),
+            ),
+            ("dns_forwards_refused".into(), get(&c.dns_forwards_refused)),
+            ("dns_tcp_refused".into(), get(&c.dns_tcp_refused)),
+            ("dns_socket_errors".into(), get(&c.dns_socket_errors)),
             ("dns_queries".into(), stats.queries as f64),
             ("dns_answered".into(), stats.answered as f64),
             ("dns_forwarded".into(), stats.forwarded as f64),
@@ -763,23 +784,28 @@ fn parse_socket_addr(text: &str, default_port: u16) -> Option<SocketAddr> {
     })
 }
 
+/// Where the stub listens.
+struct StubListen {
+    addrs: Vec<SocketAddr>,
+    /// The default: the sentinel addresses on the tunnel device.
+    on_sentinels: bool,
+}
+
 /// Builds the client role from its options; the listen addresses come back
 /// separately because they can be bound only once the device has them.
-fn client_role(c: ClientOptions) -> Result<(Arc<ClientRole>, Vec<SocketAddr>)> {
+fn client_role(c: ClientOptions, tunnel_ips: Vec<IpAddr>) -> Result<(Arc<ClientRole>, StubListen)> {
     let resources =
         table::resource_table(&c.resources).map_err(|e| invalid(format!("client.{e}")))?;
+    let mut seed_rejections = Vec::new();
     let allocator = match &c.proxy_ip_table {
         None => ProxyIpAllocator::new(),
         Some(json) => {
             let t = table::table_from_json(json)
                 .map_err(|e| invalid(format!("client.proxyIpTable: {e}")))?;
+            // A damaged row is left out, not fatal: the client must start
+            // from whatever a crash or a bad disk left (JavaScript logs them).
             let (allocator, rejected) = ProxyIpAllocator::seed(&t);
-            if let Some(first) = rejected.first() {
-                return Err(invalid(format!(
-                    "client.proxyIpTable: {} entries rejected, first: {first}",
-                    rejected.len()
-                )));
-            }
+            seed_rejections = rejected.iter().map(ToString::to_string).collect();
             allocator
         }
     };
@@ -794,7 +820,7 @@ fn client_role(c: ClientOptions) -> Result<(Arc<ClientRole>, Vec<SocketAddr>)> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let listen = match &c.dns_listen {
+    let addrs = match &c.dns_listen {
         None => vec![
             SocketAddr::new(IpAddr::V4(SENTINEL_V4), 53),
             SocketAddr::new(IpAddr::V6(SENTINEL_V6), 53),
@@ -810,6 +836,13 @@ fn client_role(c: ClientOptions) -> Result<(Arc<ClientRole>, Vec<SocketAddr>)> {
             })
             .collect::<Result<Vec<_>>>()?,
     };
+    let listen = StubListen {
+        addrs,
+        on_sentinels: c.dns_listen.is_none(),
+    };
     let stub = Stub::new(resources, allocator, StubOptions::default());
-    Ok((Arc::new(ClientRole::new(stub, upstream)), listen))
+    let mut role = ClientRole::new(stub, upstream);
+    role.tunnel_ips = tunnel_ips;
+    role.seed_rejections = seed_rejections;
+    Ok((Arc::new(role), listen))
 }
