@@ -124,7 +124,7 @@ describe('gateway.yaml', () => {
     expect(problems(raw)).toEqual(
       expect.arrayContaining([
         'gateway.yaml: resources[1].id: duplicate id "web" (also resources[0])',
-        'gateway.yaml: clients[0].resources[1]: expected the id of a resource (known: web), got "db"',
+        'gateway.yaml: clients[0].resources[1]: expected the id of a resource (known: "web"), got "db"',
         'gateway.yaml: clients[1].id: duplicate id "alice" (also clients[0])',
         'gateway.yaml: clients[1].publicKey: the same key as clients[0]',
         'gateway.yaml: clients[1].tunnelIps[0]: 100.64.0.2 is already used by clients[0]',
@@ -156,7 +156,7 @@ describe('gateway.yaml', () => {
       DESIGN_EXAMPLE.replace(`privateKey: ${GW_KEY}`, 'privateKeyFile: bad.key'),
     );
     expect(() => loadGatewayConfig(join(dir, 'bad.yaml'))).toThrow(
-      /bad\.yaml: privateKeyFile: .*bad\.key does not hold/,
+      /bad\.yaml: privateKeyFile: .*bad\.key" does not hold/,
     );
     writeFileSync(
       join(dir, 'gone.yaml'),

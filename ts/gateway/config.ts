@@ -214,7 +214,7 @@ const schema = z
         ctx.addIssue({
           code: 'custom',
           path: ['resources', i, 'id'],
-          message: `duplicate id "${r.id}" (also resources[${first}])`,
+          message: `duplicate id ${JSON.stringify(r.id)} (also resources[${first}])`,
         });
       } else resourceIds.set(r.id, i);
     });
@@ -231,7 +231,7 @@ const schema = z
         ctx.addIssue({
           code: 'custom',
           path: ['clients', i, 'id'],
-          message: `duplicate id "${cl.id}" (also clients[${firstId}])`,
+          message: `duplicate id ${JSON.stringify(cl.id)} (also clients[${firstId}])`,
         });
       } else clientIds.set(cl.id, i);
       const firstKey = keys.get(cl.publicKey);
@@ -270,7 +270,7 @@ const schema = z
       });
       cl.resources.forEach((rid, j) => {
         if (!resourceIds.has(rid)) {
-          const known = [...resourceIds.keys()].join(', ') || 'none';
+          const known = [...resourceIds.keys()].map((k) => JSON.stringify(k)).join(', ') || 'none';
           ctx.addIssue({
             code: 'custom',
             path: ['clients', i, 'resources', j],
