@@ -101,13 +101,21 @@ const schema = z
     const gateways = new Set<string>();
     c.gateways.forEach((g, i) => {
       if (gateways.has(g.id))
-        ctx.addIssue({ code: 'custom', path: ['gateways', i, 'id'], message: `duplicate id ${JSON.stringify(g.id)}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['gateways', i, 'id'],
+          message: `duplicate id ${JSON.stringify(g.id)}`,
+        });
       gateways.add(g.id);
     });
     const resources = new Set<string>();
     c.resources.forEach((r, i) => {
       if (resources.has(r.id))
-        ctx.addIssue({ code: 'custom', path: ['resources', i, 'id'], message: `duplicate id ${JSON.stringify(r.id)}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['resources', i, 'id'],
+          message: `duplicate id ${JSON.stringify(r.id)}`,
+        });
       resources.add(r.id);
       if (!gateways.has(r.gateway)) {
         ctx.addIssue({

@@ -108,10 +108,14 @@ export function readPrivateKeyFile(
   try {
     text = readFile(path).trim();
   } catch (e) {
-    throw new ConfigError([`${source}: privateKeyFile: cannot read ${JSON.stringify(path)}: ${(e as Error).message}`]);
+    throw new ConfigError([
+      `${source}: privateKeyFile: cannot read ${JSON.stringify(path)}: ${(e as Error).message}`,
+    ]);
   }
   if (!isWireguardKey(text)) {
-    throw new ConfigError([`${source}: privateKeyFile: ${JSON.stringify(path)} does not hold a base64 WireGuard key`]);
+    throw new ConfigError([
+      `${source}: privateKeyFile: ${JSON.stringify(path)} does not hold a base64 WireGuard key`,
+    ]);
   }
   return text;
 }

@@ -117,11 +117,15 @@ export class DomainPattern {
         throw new PatternError('pattern has an empty label (two dots in a row, or a leading dot)');
       }
       if (label.length > MAX_LABEL_LENGTH) {
-        throw new PatternError(`label ${JSON.stringify(label)} is longer than ${MAX_LABEL_LENGTH} characters`);
+        throw new PatternError(
+          `label ${JSON.stringify(label)} is longer than ${MAX_LABEL_LENGTH} characters`,
+        );
       }
       if (label === '**') return { kind: 'any-labels' };
       if (label.includes('**')) {
-        throw new PatternError(`"**" must be a whole label (as in "**.corp.example"), found ${JSON.stringify(label)}`);
+        throw new PatternError(
+          `"**" must be a whole label (as in "**.corp.example"), found ${JSON.stringify(label)}`,
+        );
       }
       if (!PATTERN_LABEL.test(original)) {
         const bad = [...original].find((c) => !/[A-Za-z0-9_\-?*]/.test(c));
