@@ -89,6 +89,8 @@ export declare class Tunnel {
   clearGates(gatewayId?: string | undefined | null, resourceId?: string | undefined | null): number
   /** Client: replaces the resources (configuration reload). */
   setResources(resources: Array<ResourceSpec>): void
+  /** Client: the proxy IPs of `domain` (IPv4 first), if it holds any. */
+  proxyIpsOf(domain: string): Array<string> | null
   /** Client: the proxy-IP table as JSON, for the state file. */
   exportProxyIps(): string
   /**
@@ -131,6 +133,16 @@ export interface ClientOptions {
   proxyIpTable?: string
   /** Addresses the stub listens on; default the two sentinels, port 53. */
   dnsListen?: Array<string>
+  /**
+   * Domains holding proxy IPs at most; past it the least recently used
+   * gives its addresses up. Default 16,384.
+   */
+  maxNames?: number
+  /**
+   * A domain neither queried nor carrying traffic for this long gives its
+   * proxy IPs up. Default 24 hours.
+   */
+  nameIdleMs?: number
 }
 
 /** One resource a DNS query matched, as JavaScript sees it. */
@@ -315,6 +327,11 @@ export interface TunnelEvent {
   /** Client: the key of `pending-traffic` (traffic waits in a buffer). */
   gatewayId?: string
   resourceId?: string
+  /**
+   * Client: the domains of `proxy-ips-released` (idle, or evicted for a
+   * new name): their entries go.
+   */
+  domains?: Array<string>
 }
 
 /** How to create a tunnel. */

@@ -541,6 +541,7 @@ describe('transitions from every state', () => {
     'status inactive': (nat) => answer(nat, 'inactive', 10_000),
     'gateway lost': (nat) => nat.onGatewayLost(GW),
     'resource removed': (nat) => nat.onResourceRemoved(RES),
+    'domain released': (nat) => nat.onDomainReleased(DOMAIN),
   };
   // Expected next state for every (state, input); undefined means the entry is gone.
   const expected: Record<string, Record<string, string | undefined>> = {
@@ -554,6 +555,7 @@ describe('transitions from every state', () => {
       'status inactive': 'failed',
       'gateway lost': undefined,
       'resource removed': undefined,
+      'domain released': undefined,
     },
     recreating: {
       'own-domain query that matches it': 'pending',
@@ -565,6 +567,7 @@ describe('transitions from every state', () => {
       'status inactive': 'failed',
       'gateway lost': undefined,
       'resource removed': undefined,
+      'domain released': undefined,
     },
     confirmed: {
       'own-domain query that matches it': 'pending',
@@ -576,6 +579,7 @@ describe('transitions from every state', () => {
       'status inactive': 'failed',
       'gateway lost': undefined,
       'resource removed': undefined,
+      'domain released': undefined,
     },
     failed: {
       'own-domain query that matches it': 'pending',
@@ -587,6 +591,7 @@ describe('transitions from every state', () => {
       'status inactive': 'failed',
       'gateway lost': undefined,
       'resource removed': undefined,
+      'domain released': undefined,
     },
   };
   const cases = Object.entries(expected).flatMap(([from, row]) =>
@@ -707,6 +712,20 @@ describe('clearing by gateway and by resource (table row 13)', () => {
       { type: 'discard', key: KEY },
       { type: 'gate', key: KEY, mode: 'pass' },
     ]);
+  });
+
+  it('a released domain loses its entries without any effect (the packet path forgot them first)', () => {
+    const nat = pendingNat();
+    nat.onDnsQuery(OTHER_DOMAIN, [{ ...MATCH, proxyIps: OTHER_IPS }], 0);
+    nat.onOutgoingPacket(KEY, 0);
+    drain(nat);
+    nat.onDomainReleased(DOMAIN.toUpperCase());
+    expect(drain(nat)).toEqual([]);
+    expect(nat.state(KEY)).toBeUndefined();
+    expect(nat.keysOf(DOMAIN)).toEqual([]);
+    expect(nat.pollTimeout()).toBeUndefined();
+    // The other domain's entry is untouched.
+    expect(nat.size()).toBe(1);
   });
 
   it('dropping a confirmed entry emits nothing (it has no buffer)', () => {

@@ -508,14 +508,14 @@ describe('GatewayPolicy: self-healing', () => {
 });
 
 describe('GatewayPolicy: renumbering and goodbye', () => {
-  it('a proxy IP re-assigned to another domain resets the client: old mappings and sessions go first', () => {
+  it('a proxy IP given to another domain drops only the bindings that held it, before the new one is installed', () => {
     const h = new Harness();
     h.resolve(onlyResolveId(h.assign(ALICE, 'web', 'a.corp.example', V4, 1)), ok(['10.0.0.1']));
     h.resolve(onlyResolveId(h.assign(ALICE, 'web', 'c.corp.example', V4B, 2)), ok(['10.0.0.3']));
     expect(resolves(h.assign(BOB, 'web', 'a.corp.example', V4, 1))).toEqual([]); // from the cache
     const out = h.assign(ALICE, 'web', 'b.corp.example', V4, 3);
     const removed = of(out, 'remove-mapping').map((c) => c.proxyIp);
-    expect(removed.sort()).toEqual([...V4, ...V4B].sort());
+    expect(removed.sort()).toEqual([...V4].sort());
     expect(of(out, 'remove-mapping').every((c) => c.clientId === 'alice')).toBe(true);
     // Removal precedes re-registration, and the new registration carries no address from a.corp.example.
     const firstSet = out.findIndex((c) => c.type === 'set-mapping');
@@ -523,7 +523,10 @@ describe('GatewayPolicy: renumbering and goodbye', () => {
     expect(Object.values(mappings(out))).toEqual([null, null, null, null]);
     expect(resolves(out).map((r) => r.domain)).toEqual(['b.corp.example']);
     expect(h.policy.counters.renumberResets).toBe(1);
-    // Bob is untouched.
+    // c.corp.example kept its mapping, and Bob is untouched.
+    const alice = h.policy.snapshot().filter((b) => b.client === 'alice');
+    expect(alice.map((b) => b.domain).sort()).toEqual(['b.corp.example', 'c.corp.example']);
+    expect(alice.find((b) => b.domain === 'c.corp.example')?.mappings[0]?.realIp).toBe('10.0.0.3');
     expect(h.policy.snapshot().filter((b) => b.client === 'bob')).toHaveLength(1);
   });
 
@@ -683,10 +686,43 @@ describe('GatewayPolicy: config reload', () => {
 });
 
 describe('GatewayPolicy: bounded state', () => {
-  it('caps the (domain, resource) pairs one client may register', () => {
+  it('past its limit, a new pair takes the place of the least recently used one: never a lockout', () => {
     const h = new Harness(baseConfig(), { maxBindingsPerClient: 2 });
-    expect(resolves(h.assign(ALICE, 'web', 'a.corp.example', V4, 1))).toHaveLength(1);
-    expect(resolves(h.assign(ALICE, 'web', 'b.corp.example', V4B, 2))).toHaveLength(1);
+    const V4C = ['100.96.1.1', '100.96.1.2', '100.96.1.3', '100.96.1.4'];
+    h.resolve(onlyResolveId(h.assign(ALICE, 'web', 'a.corp.example', V4, 1)), ok(['10.0.0.1']));
+    h.resolve(onlyResolveId(h.assign(ALICE, 'web', 'b.corp.example', V4B, 2)), ok(['10.0.0.2']));
+    // a is asserted again, so b is the least recently used.
+    h.advance(10);
+    h.assign(ALICE, 'web', 'a.corp.example', V4, 3);
+    h.advance(10);
+    const third = h.assign(ALICE, 'web', 'c.corp.example', V4C, 4);
+    expect(statuses(third)).toEqual([
+      expect.objectContaining({ domain: 'b.corp.example', status: 'inactive', reason: 'evicted', seq: 2 }),
+    ]);
+    expect(
+      of(third, 'remove-mapping')
+        .map((c) => c.proxyIp)
+        .sort(),
+    ).toEqual([...V4B].sort());
+    expect(resolves(third).map((r) => r.domain)).toEqual(['c.corp.example']);
+    expect(h.policy.bindingCount('alice')).toBe(2);
+    expect(h.policy.counters.bindingsEvicted).toBe(1);
+    // Another client has its own share.
+    expect(resolves(h.assign(BOB, 'web', 'b.corp.example', V4B, 1))).toHaveLength(1);
+  });
+
+  it('a binding still carrying traffic is not the one evicted, however long ago it was asserted', () => {
+    const idle = new Map<string, number>();
+    const h = new Harness(baseConfig(), {
+      maxBindingsPerClient: 2,
+      mappingIdleMs: (_key, proxyIp) => idle.get(proxyIp),
+    });
+    h.resolve(onlyResolveId(h.assign(ALICE, 'web', 'a.corp.example', V4, 1)), ok(['10.0.0.1']));
+    h.advance(10);
+    h.resolve(onlyResolveId(h.assign(ALICE, 'web', 'b.corp.example', V4B, 2)), ok(['10.0.0.2']));
+    h.advance(60_000);
+    // a was asserted first, but a session used one of its proxy IPs a second ago.
+    idle.set('100.96.0.1', 1_000);
     const third = h.assign(
       ALICE,
       'web',
@@ -694,17 +730,13 @@ describe('GatewayPolicy: bounded state', () => {
       ['100.96.1.1', '100.96.1.2', '100.96.1.3', '100.96.1.4'],
       3,
     );
-    expect(statuses(third)).toEqual([
-      expect.objectContaining({ status: 'inactive', reason: 'too-many-domains' }),
-    ]);
-    expect(of(third, 'set-mapping')).toEqual([]);
-    // A known pair is still answered, and another client has its own budget.
-    expect(resolves(h.assign(ALICE, 'web', 'a.corp.example', V4, 4))).toEqual([]);
-    expect(h.policy.counters.assignedIpsRejected['too-many-domains']).toBe(1);
-    // A client that renumbered (restarted without its state) is reset, not refused.
-    const renumbered = h.assign(ALICE, 'web', 'c.corp.example', V4, 5);
-    expect(of(renumbered, 'remove-mapping')).toHaveLength(8);
-    expect(resolves(renumbered).map((r) => r.domain)).toEqual(['c.corp.example']);
+    expect(statuses(third).map((s) => s.domain)).toEqual(['b.corp.example']);
+    expect(
+      h.policy
+        .snapshot()
+        .map((b) => b.domain)
+        .sort(),
+    ).toEqual(['a.corp.example', 'c.corp.example']);
   });
 
   it('forgets a domain once no client uses it', () => {

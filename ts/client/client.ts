@@ -84,6 +84,7 @@ function restartOnlyChanges(a: ClientConfig, b: ClientConfig): string[] {
     'manageDns',
     'resolvConf',
     'statusSocket',
+    'limits',
   ] as const;
   return fields.filter((f) => !same(a[f], b[f]));
 }
@@ -134,7 +135,13 @@ export async function startClient(
   const keyByGateway = new Map(config.gateways.map((g) => [g.id, g.publicKey]));
   let stackOf = new Map(config.resources.map((r) => [r.id, r.ipStack]));
   const lastChange = new Map<string, number>();
-  const counters = { controlDropped: 0, controlIgnored: 0, effectErrors: 0, stateWrites: 0 };
+  const counters = {
+    controlDropped: 0,
+    controlIgnored: 0,
+    effectErrors: 0,
+    stateWrites: 0,
+    namesReleased: 0,
+  };
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let tunnel: NativeTunnel | undefined;
@@ -218,15 +225,10 @@ export async function startClient(
   }
 
   function proxyIpsOf(domain: string, resourceId: string): string[] | undefined {
-    const t = tunnel;
-    if (!t) return undefined;
-    const table = JSON.parse(t.exportProxyIps()) as {
-      entries: Array<{ domain: string; ipv4: string[]; ipv6: string[] }>;
-    };
-    const entry = table.entries.find((e) => e.domain === domain);
-    if (!entry) return undefined;
+    const ips = tunnel?.proxyIpsOf(domain);
+    if (!ips) return undefined;
     const stack = stackOf.get(resourceId) ?? 'dual';
-    return [...(stack === 'ipv6' ? [] : entry.ipv4), ...(stack === 'ipv4' ? [] : entry.ipv6)];
+    return ips.filter((ip) => (ip.includes(':') ? stack !== 'ipv4' : stack !== 'ipv6'));
   }
 
   function persist(): void {
@@ -356,6 +358,16 @@ export async function startClient(
         case 'proxy-ips-exhausted':
           log.error({ domain: e.domain }, e.body ?? 'proxy IPs exhausted');
           break;
+        case 'proxy-ips-released':
+          // Idle names, or the least recently used ones making room for new names: their entries go (the
+          // packet path has forgotten their gates already), and the table must be written again.
+          for (const domain of e.domains ?? []) {
+            for (const key of nat.keysOf(domain)) lastChange.delete(keyId(key));
+            nat.onDomainReleased(domain);
+          }
+          counters.namesReleased += e.domains?.length ?? 0;
+          allocated = true;
+          break;
       }
     }
     drain();
@@ -376,6 +388,8 @@ export async function startClient(
           ipStack: r.ipStack,
         })),
         upstream: upstreamDns,
+        maxNames: config.limits.names,
+        nameIdleMs: config.limits.nameIdleSeconds * 1000,
         ...(state.proxyIpTable ? { proxyIpTable: state.proxyIpTable } : {}),
         ...(options.dnsListen ? { dnsListen: options.dnsListen } : {}),
       },

@@ -29,6 +29,16 @@ export interface ClientResource {
   readonly ipStack: 'dual' | 'ipv4' | 'ipv6';
 }
 
+/** What the client holds for the names applications look up. */
+export interface ClientLimits {
+  /** Names holding proxy IPs at most; past it the least recently used gives its addresses up. */
+  readonly names: number;
+  /** A name neither queried nor carrying traffic for this long gives its proxy IPs up. */
+  readonly nameIdleSeconds: number;
+}
+
+export const DEFAULT_CLIENT_LIMITS: ClientLimits = { names: 16_384, nameIdleSeconds: 86_400 };
+
 export interface ClientConfig {
   readonly source: string;
   readonly privateKey: string;
@@ -43,6 +53,7 @@ export interface ClientConfig {
   readonly statusSocket: string;
   readonly gateways: readonly ClientGateway[];
   readonly resources: readonly ClientResource[];
+  readonly limits: ClientLimits;
 }
 
 export const DEFAULT_CLIENT_DEVICE = 'dnsnat0';
@@ -65,6 +76,13 @@ const schema = z
       .regex(/^[A-Za-z0-9_.-]{1,15}$/, 'expected an interface name of 1-15 characters')
       .optional(),
     statusSocket: z.string().min(1).optional(),
+    limits: z
+      .strictObject({
+        // Half the proxy range at most (262,111 names), so a free set is always found at once.
+        names: z.number().int().min(1).max(262_111).optional(),
+        nameIdleSeconds: z.number().int().min(1).optional(),
+      })
+      .optional(),
     gateways: z
       .array(
         z.strictObject({
@@ -168,6 +186,10 @@ export function parseClientConfig(raw: unknown, options: ClientParseOptions = {}
       gateway: r.gateway,
       ipStack: r.ipStack ?? 'dual',
     })),
+    limits: {
+      names: c.limits?.names ?? DEFAULT_CLIENT_LIMITS.names,
+      nameIdleSeconds: c.limits?.nameIdleSeconds ?? DEFAULT_CLIENT_LIMITS.nameIdleSeconds,
+    },
   };
 }
 

@@ -301,6 +301,20 @@ export class DnsResourceNat {
     for (const entry of [...entries]) this.drop(entry);
   }
 
+  /**
+   * The domain gave its proxy IPs up (idle, or evicted for a new name): its entries go, without effects —
+   * the packet path has already forgotten their gates and buffers, and a command about them would only bring a
+   * key back.
+   */
+  onDomainReleased(domain: string): void {
+    const ofDomain = this.byDomain.get(normalizeDomain(domain));
+    if (ofDomain === undefined) return;
+    for (const entry of [...ofDomain.values()]) {
+      entry.gate = 'pass';
+      this.drop(entry);
+    }
+  }
+
   /** When `handleTimeout` must next be called, or undefined when no application waits on any entry. */
   pollTimeout(): number | undefined {
     return this.timerIndex.earliest();
@@ -323,6 +337,12 @@ export class DnsResourceNat {
       this.effectsHead = 0;
     }
     return effect;
+  }
+
+  /** The keys tracked for `domain` (one per gateway and resource that serve it). */
+  keysOf(domain: string): NatKey[] {
+    const ofDomain = this.byDomain.get(normalizeDomain(domain));
+    return ofDomain === undefined ? [] : [...ofDomain.values()].map((e) => e.key);
   }
 
   state(key: NatKey): NatState | undefined {

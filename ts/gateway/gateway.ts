@@ -545,6 +545,11 @@ export async function startGateway(
       ),
       c('dnsnat_gateway_bindings_expired_total', 'Bindings dropped after going idle.', k.bindingsExpired),
       c(
+        'dnsnat_gateway_bindings_evicted_total',
+        'Bindings dropped to make room for a new one (the client held its limit).',
+        k.bindingsEvicted,
+      ),
+      c(
         'dnsnat_gateway_destinations_refused_total',
         'Resolved addresses the destination filter refused.',
         k.destinationsRefused,

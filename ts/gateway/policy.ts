@@ -29,13 +29,14 @@
 //   per backoff step (1 s doubling to 30 s; the step resets when the domain starts resolving again).
 //   A mapping used past its TTL (`mapping-expired`) is re-resolved in the background; the runtime keeps
 //   live sessions on their old address, so the new one serves new sessions only.
-// - A client that names a proxy IP we hold for another domain has renumbered (it lost its state file):
-//   all of that client's mappings are dropped before the new ones are installed, so stale state can never
-//   route its traffic to the wrong service.
+// - A client that names a proxy IP we hold for another domain has given that address to a new name (it
+//   released an idle name, or lost its state file): the bindings holding those proxy IPs are dropped before
+//   the new one is installed, so a proxy IP never maps to two domains and stale state can never route
+//   traffic to the wrong service. Only those bindings: the cost is what changed, not the client's table.
 // - Config changes apply at once: a removed client loses its peer, a removed or no longer allowed resource
 //   loses its mappings and sessions, changed ports are re-installed.
 // - One client must not cost the others (docs/security.md): it holds at most `maxBindingsPerClient`
-//   bindings and starts at most `maxPendingResolutionsPerClient` resolutions at once (joining one in flight is
+//   bindings (a new one past that takes the place of the least recently used: never a lockout) and starts at most `maxPendingResolutionsPerClient` resolutions at once (joining one in flight is
 //   free); a binding none of whose proxy IPs carried a NAT session for `bindingIdleMs` is dropped (a deadline
 //   per binding, so the check costs the bindings that are due, never a scan); real addresses the destination
 //   filter refuses (loopback, link-local, metadata, the gateway's own) are never mapped.
@@ -102,7 +103,7 @@ export interface PolicyOptions {
   healMaxMs?: number;
   /** Upper bound on how long NXDOMAIN / no records is believed. Default 30,000 ms. */
   maxNegativeCacheMs?: number;
-  /** (domain, resource) pairs one client may register; beyond, `inactive`/`too-many-domains`. Default 10,000. */
+  /** (domain, resource) pairs one client holds; a new one beyond evicts the least recently used. Default 10,000. */
   maxBindingsPerClient?: number;
   /** Resolutions one client may have started (in flight or waiting); beyond, `resolver-busy`. Default 100. */
   maxPendingResolutionsPerClient?: number;
@@ -128,7 +129,6 @@ export type RejectReason =
   | 'proxy-ip-out-of-range'
   | 'proxy-ip-duplicate'
   | 'proxy-ip-stack'
-  | 'too-many-domains'
   | 'resolver-busy';
 
 export const MESSAGE_ASSIGNED_IPS = 0;
@@ -144,6 +144,8 @@ export interface PolicyCounters {
   goodbyes: number;
   renumberResets: number;
   bindingsExpired: number;
+  /** Bindings dropped to make room for a new one (the client held its limit). */
+  bindingsEvicted: number;
   destinationsRefused: number;
   resolutionsRefusedForClient: number;
   statusesSent: { active: number; inactive: number };
@@ -261,6 +263,9 @@ export function normalizeDomain(domain: string): string {
   return lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }
 
+/** Bindings looked at to choose one to evict: enough to step over a few still carrying traffic. */
+const EVICTION_CANDIDATES = 8;
+
 const bindingKey = (domain: string, resourceId: string) => `${domain}\n${resourceId}`;
 
 function stackAllows(stack: IpStack, family: Family): boolean {
@@ -277,6 +282,7 @@ function emptyCounters(): PolicyCounters {
     goodbyes: 0,
     renumberResets: 0,
     bindingsExpired: 0,
+    bindingsEvicted: 0,
     destinationsRefused: 0,
     resolutionsRefusedForClient: 0,
     statusesSent: { active: 0, inactive: 0 },
@@ -612,17 +618,6 @@ export class GatewayPolicy {
     }
     const checked = checkProxyIps(msg.proxyIps, resource.ipStack);
     if ('reason' in checked) return checked;
-    // A client registering names without end must not grow the gateway's memory without end.
-    // (Not when the message renumbers: that resets the client and frees its slots.)
-    const domain = normalizeDomain(msg.domain);
-    const key = bindingKey(domain, resource.id);
-    const renumbers = checked.ips.some((p) => {
-      const held = client.proxies.get(p.text);
-      return held !== undefined && held.domain !== domain;
-    });
-    if (client.bindings.size >= this.opts.maxBindingsPerClient && !client.bindings.has(key) && !renumbers) {
-      return { reason: 'too-many-domains', detail: `already ${client.bindings.size} registered` };
-    }
     return { client, resource, ips: checked.ips };
   }
 
@@ -656,17 +651,19 @@ export class GatewayPolicy {
 
     for (const p of proxies) {
       const held = client.proxies.get(p.text);
-      if (held && held.domain !== domain) {
+      if (!held || held.domain === domain) continue;
+      this.log('info', 'client gave a proxy IP to another domain; dropping the bindings that held it', {
+        client: client.cfg.id,
+        proxyIp: p.text,
+        from: held.domain,
+        to: domain,
+        resource: resource.id,
+      });
+      for (const key of [...held.bindings]) {
+        const stale = client.bindings.get(key);
+        if (!stale) continue;
         this.counters.renumberResets++;
-        this.log('info', 'client re-assigned a proxy IP to another domain; resetting its mappings', {
-          client: client.cfg.id,
-          proxyIp: p.text,
-          from: held.domain,
-          to: domain,
-          resource: resource.id,
-        });
-        this.resetClient(client, now);
-        break;
+        this.removeBinding(client, stale, now, undefined);
       }
     }
 
@@ -688,6 +685,9 @@ export class GatewayPolicy {
       this.log('debug', 'AssignedIps repeated', { client: client.cfg.id, resource: resource.id, domain });
     } else {
       this.counters.assignedIpsAccepted++;
+      // A client registering names without end must not grow the gateway's memory without end, nor be
+      // locked out once it reaches its share: the least recently used binding makes room.
+      if (client.bindings.size >= this.opts.maxBindingsPerClient) this.evictLeastRecentlyUsed(client, now);
       b = {
         key,
         domain,
@@ -733,6 +733,9 @@ export class GatewayPolicy {
     b.seq = msg.seq;
     b.awaiting = true;
     b.assertedAt = now;
+    // The client's bindings are kept in the order they were last asserted: the first is the least recently used.
+    client.bindings.delete(key);
+    client.bindings.set(key, b);
     if (!b.expiry.scheduled) this.expiries.schedule(b.expiry, now + this.opts.bindingIdleMs);
 
     if (ds.answer && ds.answer.expiresAt > now) {
@@ -1179,6 +1182,41 @@ export class GatewayPolicy {
       publicKey: cfg.publicKey,
       allowedIps: cfg.tunnelIps.map((ip) => `${ip}/${ip.includes(':') ? 128 : 32}`),
     });
+  }
+
+  /**
+   * Makes room for one binding: looks at the `EVICTION_CANDIDATES` least recently asserted bindings, moves
+   * those that carried traffic since (their NAT sessions say so) to the recent end, and drops the least
+   * recently used of the rest. Costs a constant, never a scan of the client's table.
+   */
+  private evictLeastRecentlyUsed(client: ClientState, now: number): void {
+    const candidates: Array<{ b: Binding; lastUse: number }> = [];
+    for (const b of client.bindings.values()) {
+      let lastUse = b.assertedAt;
+      for (const p of b.proxies) {
+        const idle = this.opts.mappingIdleMs(client.cfg.publicKey, p.text);
+        if (idle !== null && idle !== undefined) lastUse = Math.max(lastUse, now - idle);
+      }
+      candidates.push({ b, lastUse });
+      if (candidates.length >= EVICTION_CANDIDATES) break;
+    }
+    if (candidates.length === 0) return;
+    let victim = candidates[0] as { b: Binding; lastUse: number };
+    for (const c of candidates) if (c.lastUse < victim.lastUse) victim = c;
+    for (const c of candidates) {
+      if (c !== victim && c.lastUse > c.b.assertedAt) {
+        client.bindings.delete(c.b.key);
+        client.bindings.set(c.b.key, c.b);
+      }
+    }
+    this.counters.bindingsEvicted++;
+    this.log('info', 'binding evicted for a new one (the client holds its limit)', {
+      client: client.cfg.id,
+      resource: victim.b.resourceId,
+      domain: victim.b.domain,
+      idleMs: Math.round(now - victim.lastUse),
+    });
+    this.removeBinding(client, victim.b, now, 'evicted');
   }
 
   /**

@@ -144,6 +144,11 @@ impl<K: Eq + Hash + Clone> GateTable<K> {
         dropped
     }
 
+    /// Forgets one key with its buffer; returns the number of packets dropped.
+    pub fn remove(&mut self, key: &K) -> usize {
+        self.gates.remove(key).map_or(0, |g| g.buffer.len())
+    }
+
     pub fn buffered(&self, key: &K) -> usize {
         self.gates.get(key).map_or(0, |g| g.buffer.len())
     }

@@ -14,6 +14,8 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
+use super::proxy_ips::Released;
+
 /// One resource serving a queried domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceMatch {
@@ -48,6 +50,11 @@ pub enum StubEvent {
     ProxyIpsExhausted {
         domain: String,
         message: String,
+    },
+    /// Domains that gave their proxy IPs up (idle, or evicted for a new name):
+    /// their entries, gates and buffers go too.
+    ProxyIpsReleased {
+        released: Vec<Released>,
     },
 }
 
@@ -136,6 +143,22 @@ impl EventQueue {
         }
         self.events
             .push(StubEvent::ProxyIpsExhausted { domain, message });
+    }
+
+    /// Queues a released domain, in order with the queries around it (a query
+    /// for it later in the batch is reported again: it has new addresses).
+    /// Never dropped: a state machine that missed it would keep the entry.
+    /// Bounded all the same: a release goes with an allocation or an idle
+    /// sweep, both bounded by the table.
+    pub fn push_released(&mut self, released: Released) {
+        self.domains.remove(&released.domain);
+        if let Some(StubEvent::ProxyIpsReleased { released: list }) = self.events.last_mut() {
+            list.push(released);
+            return;
+        }
+        self.events.push(StubEvent::ProxyIpsReleased {
+            released: vec![released],
+        });
     }
 
     /// Stops coalescing with the events already queued (used when the resources

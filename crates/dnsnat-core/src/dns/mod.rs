@@ -18,13 +18,15 @@
 pub mod events;
 pub mod message;
 pub mod proxy_ips;
+pub mod recency;
 pub mod resources;
 pub mod stub;
 pub mod tcp_framing;
 
 pub use events::{ResourceMatch, ResourceQuery, StubEvent};
 pub use proxy_ips::{
-    ProxyIpAllocator, ProxyIpEntry, ProxyIpTable, ProxyIps, ProxyIpsExhausted, SeedRejection,
+    AllocatorStats, ProxyIpAllocator, ProxyIpEntry, ProxyIpTable, ProxyIps, ProxyIpsExhausted,
+    Released, SeedRejection,
 };
 pub use resources::{IpStack, Resource, ResourceError, ResourceTable};
 pub use stub::{DropReason, Stub, StubAction, StubOptions, StubStats, Transport};

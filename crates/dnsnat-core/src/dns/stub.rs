@@ -216,6 +216,33 @@ impl Stub {
     pub fn set_clock(&mut self, now_ms: u64, epoch: u64) {
         self.repeats.now_ms = now_ms;
         self.repeats.epoch = epoch;
+        self.allocator
+            .set_now(i64::try_from(now_ms).unwrap_or(i64::MAX));
+    }
+
+    /// Domains holding proxy IPs at most; see [`ProxyIpAllocator`].
+    pub fn set_max_domains(&mut self, max: usize) {
+        self.allocator.set_max_domains(max);
+    }
+
+    /// Releases the domains not used for `idle_ms` (queried, or carrying
+    /// traffic); each becomes a `ProxyIpsReleased` event.
+    pub fn release_idle(&mut self, idle_ms: u64) {
+        self.allocator.release_idle(idle_ms);
+        self.queue_released();
+    }
+
+    /// Records traffic to these proxy IPs: uses of their domains.
+    pub fn touch_proxy_ips(&mut self, ips: impl IntoIterator<Item = IpAddr>) {
+        for ip in ips {
+            self.allocator.touch_ip(ip);
+        }
+    }
+
+    fn queue_released(&mut self) {
+        for r in self.allocator.take_released() {
+            self.events.push_released(r);
+        }
     }
 
     /// Replaces the resources (configuration reload). Proxy IPs are kept: they
@@ -433,7 +460,11 @@ impl Stub {
         self.stats.resource_queries += 1;
 
         let (ips, newly_allocated) = if wants_ips {
-            match self.allocator.get_or_allocate(&domain) {
+            let allocated = self.allocator.get_or_allocate(&domain);
+            for r in self.allocator.take_released() {
+                self.events.push_released(r);
+            }
+            match allocated {
                 Ok((ips, new)) => (Some(ips), new),
                 Err(e) => {
                     self.stats.proxy_ips_exhausted += 1;

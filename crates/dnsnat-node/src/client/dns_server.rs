@@ -343,6 +343,20 @@ pub async fn serve_tcp(client: Arc<ClientRole>, listener: TcpListener) {
     }
 }
 
+/// How often traffic is told to the stub and idle names are released.
+const AGE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Tells the stub which names carried traffic and releases the idle ones,
+/// every `AGE_INTERVAL`.
+pub async fn age_names(client: Arc<ClientRole>, idle_ms: u64) {
+    let mut tick = tokio::time::interval(AGE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        client.age_names(idle_ms);
+    }
+}
+
 /// Drains the stub's events into the tunnel's event stream whenever a query
 /// produced some, at most one batch per `EVENT_BATCH_WINDOW`.
 pub async fn pump_events(client: Arc<ClientRole>, sink: crate::tunnel::EventSinkHandle) {

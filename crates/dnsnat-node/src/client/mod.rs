@@ -83,10 +83,15 @@ pub struct ClientCounters {
 
 /// Gate keys interned as small integers, so the packet path hashes and copies
 /// a `u32` instead of three strings; the strings are needed only for events.
+/// A domain that gives its proxy IPs up takes its keys with it, so the table
+/// holds only keys of domains with addresses. Ids are never reused (a packet
+/// in flight with a stale id finds nothing rather than another key).
 #[derive(Default)]
 pub struct KeyIds {
     by_key: HashMap<GateKey, u32>,
-    keys: Vec<GateKey>,
+    keys: HashMap<u32, GateKey>,
+    by_domain: HashMap<String, Vec<u32>>,
+    next: u32,
 }
 
 impl KeyIds {
@@ -94,15 +99,43 @@ impl KeyIds {
         if let Some(id) = self.by_key.get(&key) {
             return *id;
         }
-        let id = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
-        self.keys.push(key.clone());
+        let id = self.next;
+        self.next = self.next.wrapping_add(1);
+        self.by_domain
+            .entry(key.domain.clone())
+            .or_default()
+            .push(id);
+        self.keys.insert(id, key.clone());
         self.by_key.insert(key, id);
         id
     }
 
     pub fn get(&self, id: u32) -> Option<&GateKey> {
-        self.keys.get(id as usize)
+        self.keys.get(&id)
     }
+
+    /// Forgets the keys of `domain`; returns their ids.
+    pub fn remove_domain(&mut self, domain: &str) -> Vec<u32> {
+        let ids = self.by_domain.remove(domain).unwrap_or_default();
+        for id in &ids {
+            if let Some(key) = self.keys.remove(id) {
+                self.by_key.remove(&key);
+            }
+        }
+        ids
+    }
+
+    fn ids(&self) -> impl Iterator<Item = (u32, &GateKey)> {
+        self.keys.iter().map(|(id, k)| (*id, k))
+    }
+}
+
+/// The packet path's cache of proxy IP → key, with the addresses that
+/// carried traffic since the stub last heard of it (uses of their domains).
+#[derive(Default)]
+struct Routes {
+    by_ip: HashMap<IpAddr, (u32, bool)>,
+    used: Vec<IpAddr>,
 }
 
 pub struct ClientRole {
@@ -113,7 +146,7 @@ pub struct ClientRole {
     pub gateways: RwLock<HashMap<String, [u8; 32]>>,
     /// Proxy IP → key, cached so the packet path does not re-run pattern
     /// matching; cleared when resources change.
-    routes: Mutex<HashMap<IpAddr, u32>>,
+    routes: Mutex<Routes>,
     last_pending_event: Mutex<HashMap<u32, Instant>>,
     pub upstream: Vec<SocketAddr>,
     /// This client's own tunnel addresses: the only destinations a gateway's
@@ -154,7 +187,7 @@ impl ClientRole {
             gates: Mutex::new(GateTable::new(GateMode::Buffer)),
             keys: Mutex::new(KeyIds::default()),
             gateways: RwLock::new(HashMap::new()),
-            routes: Mutex::new(HashMap::new()),
+            routes: Mutex::new(Routes::default()),
             last_pending_event: Mutex::new(HashMap::new()),
             upstream,
             tunnel_ips: Vec::new(),
@@ -210,15 +243,23 @@ impl ClientRole {
     }
 
     /// The id of a key named by JavaScript (for a command about it: gate,
-    /// flush, discard).
-    pub fn key_id(&self, key: GateKey) -> u32 {
+    /// flush, discard); none when its domain holds no proxy IPs (released
+    /// while the command was on its way), so a late command never brings back
+    /// a key the release forgot.
+    pub fn key_id(&self, key: GateKey) -> Option<u32> {
         self.note_command();
-        lock(&self.keys).intern(key)
+        self.stub().allocator().get(&key.domain)?;
+        Some(lock(&self.keys).intern(key))
     }
 
     /// Runs `f` on a key without copying it (the packet path).
     pub fn with_key<T>(&self, id: u32, f: impl FnOnce(&GateKey) -> T) -> Option<T> {
         lock(&self.keys).get(id).map(f)
+    }
+
+    /// Keys interned now (one per (gateway, domain, resource) in use).
+    pub fn key_count(&self) -> usize {
+        lock(&self.keys).keys.len()
     }
 
     pub fn key(&self, id: u32) -> Option<GateKey> {
@@ -234,8 +275,9 @@ impl ClientRole {
         self.note_command();
         let ids = {
             let keys = lock(&self.keys);
-            (0..keys.keys.len() as u32)
-                .filter(|id| keys.get(*id).is_some_and(&mut pred))
+            keys.ids()
+                .filter(|(_, k)| pred(k))
+                .map(|(id, _)| id)
                 .collect()
         };
         let mut stub = self.stub();
@@ -248,15 +290,27 @@ impl ClientRole {
 
     pub fn invalidate_routes(&self) {
         self.note_command();
-        lock(&self.routes).clear();
+        let mut routes = lock(&self.routes);
+        let used = std::mem::take(&mut routes.used);
+        routes.by_ip.clear();
+        drop(routes);
+        self.stub().touch_proxy_ips(used);
     }
 
     /// The key of a packet to `dst`, if `dst` is an allocated proxy IP of a
     /// configured resource. When one domain matches resources on several
     /// gateways, the first in configuration order carries its traffic.
     pub fn route(&self, dst: IpAddr) -> Option<u32> {
-        if let Some(hit) = lock(&self.routes).get(&dst) {
-            return Some(*hit);
+        {
+            let mut routes = lock(&self.routes);
+            if let Some((id, used)) = routes.by_ip.get_mut(&dst) {
+                let id = *id;
+                if !*used {
+                    *used = true;
+                    routes.used.push(dst);
+                }
+                return Some(id);
+            }
         }
         let key = {
             let stub = self.stub();
@@ -271,8 +325,66 @@ impl ClientRole {
         // Only positive answers are cached: a proxy IP allocated a moment from
         // now must not stay unroutable.
         let id = lock(&self.keys).intern(key?);
-        lock(&self.routes).insert(dst, id);
+        let mut routes = lock(&self.routes);
+        routes.by_ip.insert(dst, (id, true));
+        routes.used.push(dst);
         Some(id)
+    }
+
+    /// Tells the stub which proxy IPs carried traffic since the last call
+    /// (their domains were used), then releases the domains idle for
+    /// `idle_ms`. Costs the addresses used and the domains released.
+    pub fn age_names(&self, idle_ms: u64) {
+        let used = {
+            let mut routes = lock(&self.routes);
+            let used = std::mem::take(&mut routes.used);
+            for ip in &used {
+                if let Some((_, flag)) = routes.by_ip.get_mut(ip) {
+                    *flag = false;
+                }
+            }
+            used
+        };
+        let mut stub = self.stub_now();
+        stub.touch_proxy_ips(used);
+        stub.release_idle(idle_ms);
+        if stub.has_events() {
+            self.events_ready.notify_one();
+        }
+    }
+
+    /// Forgets what the packet path holds for domains that gave their proxy
+    /// IPs up: keys, gates with their buffers, cached routes.
+    fn forget_released(&self, released: &[dnsnat_core::dns::Released]) {
+        let mut ids = Vec::new();
+        {
+            let mut keys = lock(&self.keys);
+            for r in released {
+                ids.extend(keys.remove_domain(&r.domain));
+            }
+        }
+        {
+            let mut gates = self.gates();
+            let mut discarded = 0;
+            for id in &ids {
+                discarded += gates.remove(id);
+            }
+            self.counters
+                .discarded
+                .fetch_add(discarded as u64, Ordering::Relaxed);
+        }
+        {
+            let mut last = lock(&self.last_pending_event);
+            for id in &ids {
+                last.remove(id);
+            }
+        }
+        let mut routes = lock(&self.routes);
+        for r in released {
+            for ip in r.ips.iter() {
+                routes.by_ip.remove(&ip);
+            }
+        }
     }
 
     /// Whether a packet decrypted from the gateway whose public key is `from`
@@ -329,6 +441,11 @@ impl ClientRole {
     pub fn take_events(&self) -> (Vec<TunnelEvent>, u64) {
         let epoch = self.epoch();
         let events = self.stub_at(epoch).take_events();
+        for e in &events {
+            if let StubEvent::ProxyIpsReleased { released } = e {
+                self.forget_released(released);
+            }
+        }
         let events = events
             .into_iter()
             .map(|e| match e {
@@ -356,6 +473,10 @@ impl ClientRole {
                     domain: Some(domain),
                     body: Some(message),
                     ..TunnelEvent::peer("proxy-ips-exhausted", "")
+                },
+                StubEvent::ProxyIpsReleased { released } => TunnelEvent {
+                    domains: Some(released.into_iter().map(|r| r.domain).collect()),
+                    ..TunnelEvent::peer("proxy-ips-released", "")
                 },
             })
             .collect();
@@ -389,7 +510,7 @@ mod tests {
     fn commands_and_foreign_events_end_the_epoch_and_routing_does_not() {
         let r = role();
         let e0 = r.epoch();
-        r.key_id(key("a.example")); // gate, flush, discard
+        r.key_id(key("a.example")); // gate, flush, discard (no proxy IPs: no key)
         let e1 = r.epoch();
         assert_ne!(e0, e1);
         r.key_ids_where(|_| false); // clearGates, even an empty one
@@ -431,5 +552,57 @@ mod tests {
         assert_eq!(kinds(r.take_events().0), ["queries-seen"]);
         r.key_ids_where(|_| false);
         assert_eq!(kinds(r.take_events().0), ["dns-query"]);
+    }
+
+    #[test]
+    fn a_released_domain_takes_its_keys_gates_and_routes_with_it() {
+        let r = role();
+        let resources = ResourceTable::new([dnsnat_core::dns::Resource {
+            id: "r".into(),
+            gateway_id: "gw".into(),
+            pattern: dnsnat_core::pattern::Pattern::parse("*.example").unwrap(),
+            ip_stack: dnsnat_core::dns::IpStack::Ipv4,
+        }])
+        .unwrap();
+        r.stub().set_resources(resources);
+        r.stub().set_max_domains(1);
+        let query = |label: u8| {
+            [
+                0u8, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, label, 7, b'e', b'x', b'a', b'm', b'p',
+                b'l', b'e', 0, 0, 1, 0, 1,
+            ]
+        };
+        let mut out = Vec::new();
+        r.stub_now()
+            .handle_query(&query(b'a'), dnsnat_core::dns::Transport::Udp, &mut out);
+        r.take_events();
+        let a_ip = IpAddr::V4(r.stub().allocator().get("a.example").unwrap().v4[0]);
+        let id = r
+            .key_id(key("a.example"))
+            .expect("a.example holds proxy IPs");
+        r.gates().set_mode(id, GateMode::Buffer);
+        r.gates().admit(&id, &[0x45; 20]);
+        assert_eq!(r.route(a_ip), Some(id));
+        assert_eq!(r.key_count(), 1);
+
+        // b.example takes a's place.
+        r.stub_now()
+            .handle_query(&query(b'b'), dnsnat_core::dns::Transport::Udp, &mut out);
+        let events = r.take_events().0;
+        let released = events
+            .iter()
+            .find(|e| e.kind == "proxy-ips-released")
+            .expect("a release event");
+        assert_eq!(
+            released.domains.as_deref(),
+            Some(&["a.example".to_string()][..])
+        );
+        assert_eq!(r.key_count(), 0);
+        assert_eq!(r.gates().buffered(&id), 0);
+        assert_eq!(r.counters.discarded.load(Ordering::Relaxed), 1);
+        assert_eq!(r.route(a_ip), None);
+        // A late command about it brings nothing back.
+        assert_eq!(r.key_id(key("a.example")), None);
+        assert_eq!(r.key_count(), 0);
     }
 }

@@ -50,6 +50,7 @@ pub fn table_to_json(t: &ProxyIpTable) -> String {
                 "domain": e.domain,
                 "ipv4": e.ips.v4.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "ipv6": e.ips.v6.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "idleMs": e.idle_ms,
             })
         })
         .collect();
@@ -98,9 +99,17 @@ pub fn table_from_json(text: &str) -> Result<ProxyIpTable, String> {
             .ok_or_else(|| format!("{at}.domain: expected a string"))?;
         let v4: [Ipv4Addr; 4] = addrs(e, "ipv4", &at)?;
         let v6: [Ipv6Addr; 4] = addrs(e, "ipv6", &at)?;
+        // Tables written before names aged have no idle time: as if just used.
+        let idle_ms = match e.get("idleMs") {
+            None => 0,
+            Some(v) => v
+                .as_u64()
+                .ok_or_else(|| format!("{at}.idleMs: expected a non-negative integer"))?,
+        };
         entries.push(ProxyIpEntry {
             domain: domain.to_string(),
             ips: ProxyIps { v4, v6 },
+            idle_ms,
         });
     }
     Ok(ProxyIpTable {

@@ -55,6 +55,9 @@ pub struct TunnelEvent {
     /// Client: the key of `pending-traffic` (traffic waits in a buffer).
     pub gateway_id: Option<String>,
     pub resource_id: Option<String>,
+    /// Client: the domains of `proxy-ips-released` (idle, or evicted for a
+    /// new name): their entries go.
+    pub domains: Option<Vec<String>>,
 }
 
 impl TunnelEvent {
@@ -72,6 +75,7 @@ impl TunnelEvent {
             count: None,
             gateway_id: None,
             resource_id: None,
+            domains: None,
         }
     }
 }

@@ -51,6 +51,9 @@ use tasks::Tasks;
 const SOCKET_BUFFER_BYTES: usize = 7 << 20;
 /// How long `stop` waits for the runtime to drop the tunnel's tasks; they go
 /// in microseconds unless the runtime is stuck, which must not hang Node.
+/// A client name neither queried nor carrying traffic for this long gives its
+/// proxy IPs up: far above any DNS cache (the stub's answers say 1 s).
+const DEFAULT_NAME_IDLE_MS: u64 = 24 * 60 * 60 * 1000;
 const STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -93,6 +96,12 @@ pub struct ClientOptions {
     pub proxy_ip_table: Option<String>,
     /// Addresses the stub listens on; default the two sentinels, port 53.
     pub dns_listen: Option<Vec<String>>,
+    /// Domains holding proxy IPs at most; past it the least recently used
+    /// gives its addresses up. Default 16,384.
+    pub max_names: Option<u32>,
+    /// A domain neither queried nor carrying traffic for this long gives its
+    /// proxy IPs up. Default 24 hours.
+    pub name_idle_ms: Option<f64>,
 }
 
 /// A WireGuard peer.
@@ -212,6 +221,15 @@ impl Tunnel {
             .parse()
             .map_err(|_| invalid("listen: expected host:port, e.g. 0.0.0.0:51820"))?;
 
+        let name_idle_ms = match options.client.as_ref().and_then(|c| c.name_idle_ms) {
+            None => DEFAULT_NAME_IDLE_MS,
+            Some(ms) if ms.is_finite() && ms >= 1.0 => ms as u64,
+            Some(ms) => {
+                return Err(invalid(format!(
+                    "client.nameIdleMs: expected a positive number of milliseconds, got {ms}"
+                )));
+            }
+        };
         let (client, extra_addresses, mut routes) = match options.client {
             Some(c) => {
                 let own: Vec<IpAddr> = std::iter::once(IpAddr::V4(ipv4))
@@ -290,6 +308,7 @@ impl Tunnel {
                 tasks.spawn(dns_server::serve_udp(role.clone(), Arc::new(udp)));
                 tasks.spawn(dns_server::serve_tcp(role.clone(), tcp));
             }
+            tasks.spawn(dns_server::age_names(role.clone(), name_idle_ms));
             tasks.spawn(dns_server::pump_events(role, shared.events.clone()));
         }
         Ok(Tunnel {
@@ -585,8 +604,9 @@ impl Tunnel {
             }
         };
         let client = self.client()?;
-        let id = client.key_id(Self::key(gateway_id, domain, resource_id));
-        client.gates().set_mode(id, mode);
+        if let Some(id) = client.key_id(Self::key(gateway_id, domain, resource_id)) {
+            client.gates().set_mode(id, mode);
+        }
         Ok(())
     }
 
@@ -595,7 +615,9 @@ impl Tunnel {
     pub fn flush(&self, gateway_id: String, domain: String, resource_id: String) -> Result<u32> {
         let shared = self.shared()?;
         let client = self.client()?;
-        let id = client.key_id(Self::key(gateway_id, domain, resource_id));
+        let Some(id) = client.key_id(Self::key(gateway_id, domain, resource_id)) else {
+            return Ok(0);
+        };
         let n = shared.flush_key(client, id);
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
@@ -604,7 +626,9 @@ impl Tunnel {
     #[napi]
     pub fn discard(&self, gateway_id: String, domain: String, resource_id: String) -> Result<u32> {
         let client = self.client()?;
-        let id = client.key_id(Self::key(gateway_id, domain, resource_id));
+        let Some(id) = client.key_id(Self::key(gateway_id, domain, resource_id)) else {
+            return Ok(0);
+        };
         let n = client.gates().discard(&id);
         client
             .counters
@@ -641,6 +665,17 @@ impl Tunnel {
         client.stub().set_resources(table);
         client.invalidate_routes();
         Ok(())
+    }
+
+    /// Client: the proxy IPs of `domain` (IPv4 first), if it holds any.
+    #[napi]
+    pub fn proxy_ips_of(&self, domain: String) -> Result<Option<Vec<String>>> {
+        let client = self.client()?;
+        let stub = client.stub();
+        Ok(stub
+            .allocator()
+            .get(&domain)
+            .map(|ips| ips.iter().map(|ip| ip.to_string()).collect()))
     }
 
     /// Client: the proxy-IP table as JSON, for the state file.
@@ -683,7 +718,14 @@ impl Tunnel {
             return Vec::new();
         };
         let c = &client.counters;
-        let stats = client.stub().stats();
+        let (stats, names, names_stats) = {
+            let stub = client.stub();
+            (
+                stub.stats(),
+                stub.allocator().len(),
+                stub.allocator().stats(),
+            )
+        };
         let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
         vec![
             (
@@ -695,6 +737,15 @@ impl Tunnel {
                 get(&c.drop_unknown_proxy_ip),
             ),
             ("client_drop_no_gateway".into(), get(&c.drop_no_gateway)),
+            ("client_names".into(), names as f64),
+            ("client_names_evicted".into(), names_stats.evicted as f64),
+            ("client_names_expired".into(), names_stats.expired as f64),
+            ("client_proxy_ips_reused".into(), names_stats.reused as f64),
+            (
+                "client_proxy_ips_reused_early".into(),
+                names_stats.reused_early as f64,
+            ),
+            ("client_gate_keys".into(), client.key_count() as f64),
             ("client_buffered".into(), get(&c.buffered)),
             ("client_buffer_overflow".into(), get(&c.buffer_overflow)),
             ("client_flushed".into(), get(&c.flushed)),
@@ -840,7 +891,13 @@ fn client_role(c: ClientOptions, tunnel_ips: Vec<IpAddr>) -> Result<(Arc<ClientR
         addrs,
         on_sentinels: c.dns_listen.is_none(),
     };
-    let stub = Stub::new(resources, allocator, StubOptions::default());
+    let mut stub = Stub::new(resources, allocator, StubOptions::default());
+    if let Some(max) = c.max_names {
+        if max == 0 {
+            return Err(invalid("client.maxNames: expected at least 1"));
+        }
+        stub.set_max_domains(max as usize);
+    }
     let mut role = ClientRole::new(stub, upstream);
     role.tunnel_ips = tunnel_ips;
     role.seed_rejections = seed_rejections;

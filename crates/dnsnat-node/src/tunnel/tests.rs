@@ -504,11 +504,13 @@ async fn the_client_buffers_a_new_domain_until_its_gate_opens_then_flushes_in_or
     assert_eq!(pending.domain.as_deref(), Some("app.corp.example"));
     nothing(&mut g.written).await;
 
-    let id = role.key_id(GateKey {
-        gateway: "gw1".into(),
-        domain: "app.corp.example".into(),
-        resource: "web".into(),
-    });
+    let id = role
+        .key_id(GateKey {
+            gateway: "gw1".into(),
+            domain: "app.corp.example".into(),
+            resource: "web".into(),
+        })
+        .expect("the domain holds proxy IPs");
     role.gates().set_mode(id, dnsnat_core::gate::GateMode::Pass);
     assert_eq!(c.shared.flush_key(&role, id), 2);
     let a = next(&mut g.written).await;

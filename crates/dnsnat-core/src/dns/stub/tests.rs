@@ -1,4 +1,4 @@
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
@@ -481,27 +481,6 @@ fn events_carry_domain_matches_and_proxy_ips_per_stack() {
 }
 
 #[test]
-fn exhaustion_answers_servfail_and_reports_it() {
-    let table = ProxyIpTable {
-        next_v4: Ipv4Addr::new(100, 127, 255, 252),
-        next_v6: "fd00:2021:1111:8000::1".parse().unwrap(),
-        entries: vec![],
-    };
-    let (alloc, _) = ProxyIpAllocator::seed(&table);
-    let mut s = Stub::new(stub().resources, alloc, StubOptions::default());
-    let m = udp(&mut s, &q("full.corp.example.", RecordType::A)).unwrap();
-    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
-    assert!(m.answers.is_empty());
-    assert_eq!(s.stats().proxy_ips_exhausted, 1);
-    let ev = s.take_events();
-    assert!(
-        matches!(&ev[..], [StubEvent::ProxyIpsExhausted { domain, message }]
-            if domain == "full.corp.example" && message.contains("exhausted")),
-        "{ev:?}"
-    );
-}
-
-#[test]
 fn a_seeded_table_answers_the_persisted_addresses() {
     let mut first = stub();
     udp(&mut first, &q("x.corp.example.", RecordType::A)).unwrap();
@@ -568,6 +547,14 @@ fn kinds(events: &[StubEvent]) -> Vec<String> {
             StubEvent::ResourceQuery(r) => format!("R({})", r.domain),
             StubEvent::QueriesSeen { count } => format!("S({count})"),
             StubEvent::ProxyIpsExhausted { domain, .. } => format!("X({domain})"),
+            StubEvent::ProxyIpsReleased { released } => format!(
+                "F({})",
+                released
+                    .iter()
+                    .map(|r| r.domain.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
         })
         .collect()
 }
@@ -751,4 +738,55 @@ proptest! {
             prop_assert!(m.is_ok(), "{:?}", m);
         }
     }
+}
+
+#[test]
+fn past_the_name_limit_the_least_recently_used_name_gives_its_addresses_up() {
+    let mut s = stub();
+    s.set_max_domains(2);
+    at(&mut s, 0, 0, "a.corp.example.");
+    at(&mut s, 10, 0, "b.corp.example.");
+    // `a` is used again, so `b` is now the least recently used.
+    at(&mut s, 20, 0, "a.corp.example.");
+    at(&mut s, 30, 0, "c.corp.example.");
+    assert_eq!(
+        kinds(&s.take_events()),
+        [
+            "R(a.corp.example)",
+            "R(b.corp.example)",
+            "F(b.corp.example)",
+            "R(c.corp.example)"
+        ]
+    );
+    assert!(s.allocator().get("b.corp.example").is_none());
+    assert!(s.allocator().get("a.corp.example").is_some());
+    // A name given up and asked again gets addresses again, reported as new.
+    at(&mut s, 40, 0, "b.corp.example.");
+    let events = s.take_events();
+    assert_eq!(kinds(&events), ["F(a.corp.example)", "R(b.corp.example)"]);
+    let StubEvent::ResourceQuery(q) = &events[1] else {
+        unreachable!()
+    };
+    assert!(q.newly_allocated);
+    assert_eq!(s.allocator().stats().evicted, 2);
+}
+
+#[test]
+fn names_idle_past_the_idle_time_are_released_and_traffic_counts_as_use() {
+    let mut s = stub();
+    at(&mut s, 0, 0, "a.corp.example.");
+    at(&mut s, 0, 0, "b.corp.example.");
+    let b_ip = s.allocator().get("b.corp.example").unwrap().v4[2];
+    s.take_events();
+    // Traffic to one of b's addresses at 500 ms; nothing for a.
+    s.set_clock(500, 0);
+    s.touch_proxy_ips([IpAddr::V4(b_ip)]);
+    s.set_clock(1_200, 0);
+    s.release_idle(1_000);
+    assert_eq!(kinds(&s.take_events()), ["F(a.corp.example)"]);
+    s.set_clock(1_600, 0);
+    s.release_idle(1_000);
+    assert_eq!(kinds(&s.take_events()), ["F(b.corp.example)"]);
+    assert!(s.allocator().is_empty());
+    assert_eq!(s.allocator().stats().expired, 2);
 }
