@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# Runs each fuzz target of dnsnat-core for N seconds (default 60).
+# Runs the fuzz targets of dnsnat-core (crates/dnsnat-core/fuzz/fuzz_targets).
 #
-#   scripts/fuzz.sh [seconds] [target ...]
+#   scripts/fuzz.sh [--seconds S | --runs N] [target ...]
 #
-# Works on the stable toolchain: cargo-fuzz needs nightly only for its
-# compiler flags, which RUSTC_BOOTSTRAP=1 unlocks. `-s none` builds without a
-# sanitizer (all our code is safe Rust; libFuzzer still gets coverage
-# feedback); set FUZZ_SANITIZER=address to try ASan. Needs `cargo install
-# cargo-fuzz` once; the corpus is seeded with well-formed packets and NAT
-# scripts written by the core's `write_fuzz_seeds` test.
+# --seconds S  each target for S seconds (default 60)
+# --runs N     each target for N executions (the long run: docs/security.md
+#              records the counts of `--runs 10000000`)
+#
+# `npm test` runs a smoke of every target (scripts/test.sh). Works on the
+# stable toolchain: cargo-fuzz needs nightly only for its compiler flags,
+# which RUSTC_BOOTSTRAP=1 unlocks. `-s none` builds without a sanitizer (all
+# our code is safe Rust; libFuzzer still gets coverage feedback); set
+# FUZZ_SANITIZER=address to try ASan. Needs `cargo install cargo-fuzz` once.
+# The corpus (crates/dnsnat-core/fuzz/corpus, not committed) is seeded with
+# well-formed inputs by the core's `write_fuzz_seeds*` tests; a crash leaves
+# its input in crates/dnsnat-core/fuzz/artifacts/<target>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds="${1:-60}"
-shift || true
+limit=(-max_total_time=60)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) limit=(-max_total_time="$2"); shift 2 ;;
+    --runs) limit=(-runs="$2"); shift 2 ;;
+    *) break ;;
+  esac
+done
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(packet_parse nat_translate dns_query)
+  targets=(packet_parse nat_translate dns_query control_parse pattern_match state_file gate_table)
 fi
 sanitizer="${FUZZ_SANITIZER:-none}"
 
@@ -29,17 +41,23 @@ corpus_root="crates/dnsnat-core/fuzz/corpus"
 DNSNAT_FUZZ_SEEDS="$PWD/$corpus_root" cargo test -q -p dnsnat-core --lib write_fuzz_seeds -- --ignored >/dev/null
 
 cd crates/dnsnat-core
+# One build of every target before any runs, so a run's time is fuzzing.
+RUSTC_BOOTSTRAP=1 cargo fuzz build -s "$sanitizer" >/dev/null
 for target in "${targets[@]}"; do
-  echo "=== fuzz $target for ${seconds}s (sanitizer: $sanitizer)"
   mkdir -p "fuzz/corpus/$target"
   log="$(mktemp)"
   status=0
   RUSTC_BOOTSTRAP=1 cargo fuzz run -s "$sanitizer" "$target" "fuzz/corpus/$target" -- \
-    -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1 || status=$?
-  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss)|panicked|SUMMARY|crash-' "$log" || true
-  rm -f "$log"
+    "${limit[@]}" -print_final_stats=1 >"$log" 2>&1 || status=$?
+  runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
+  secs=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE 'in [0-9]+' | grep -oE '[0-9]+' || echo '?')
+  rss=$(grep -oE 'stat::peak_rss_mb: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
+  echo "fuzz $target: $runs executions in ${secs} s, peak RSS ${rss} MB, corpus $(ls "fuzz/corpus/$target" | wc -l) inputs"
   if [ "$status" -ne 0 ]; then
-    echo "fuzz target $target failed (exit $status); see crates/dnsnat-core/fuzz/artifacts/$target" >&2
+    grep -E 'panicked|SUMMARY|crash-|ERROR' "$log" | head -20 >&2 || true
+    echo "fuzz target $target failed (exit $status); its input is in crates/dnsnat-core/fuzz/artifacts/$target" >&2
+    rm -f "$log"
     exit "$status"
   fi
+  rm -f "$log"
 done

@@ -21,6 +21,19 @@ stage "cargo clippy" cargo clippy --workspace --all-targets -q -- -D warnings
 stage "biome" npx --no-install biome check .
 stage "tsc" npx --no-install tsc --noEmit -p tsconfig.json
 stage "cargo test" cargo test --workspace -q
+# Every fuzz target for a few seconds from its seeds (the long run is scripts/fuzz.sh --runs N).
+fuzz_smoke() {
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    if [ "${CI:-}" = true ]; then
+      echo "cargo-fuzz must be installed under CI (cargo install cargo-fuzz)" >&2
+      return 1
+    fi
+    echo "skipping the fuzz smoke: cargo-fuzz is not installed (cargo install cargo-fuzz)"
+    return 0
+  fi
+  bash scripts/fuzz.sh --seconds "${FUZZ_SMOKE_SECONDS:-4}"
+}
+stage "fuzz smoke" fuzz_smoke
 # The CLI tests and the namespace fixtures run the compiled dist/: keep it current.
 stage "build ts" npx --no-install tsc -p tsconfig.build.json
 stage "vitest" npx --no-install vitest run

@@ -10,6 +10,7 @@ import type { Server } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
 import type { Tunnel as NativeTunnel, TunnelEvent } from '../../index.js';
+import { LogLimiter } from '../common/log-limiter.js';
 import { serveStatus } from '../daemon/status.js';
 import native from '../native.js';
 import { encodeControl, MessageType, parseControl } from '../protocol/control.js';
@@ -26,6 +27,13 @@ const PERSIST_DELAY_MS = 250;
 const PERSIST_INTERVAL_MS = 1000;
 /** Rejected proxy-IP table rows named in the log, at most (the rest are counted). */
 const REJECTIONS_LOGGED = 10;
+/**
+ * Control packets a gateway may hand to JavaScript, per second and at once. A gateway answers each of our
+ * `AssignedIps` once, and we send at most one per new name (a flood of names is one per name), so this is
+ * far above an honest gateway's rate and bounds what a hostile one costs the event loop.
+ */
+const GATEWAY_CONTROL_PER_SECOND = 1_000;
+const GATEWAY_CONTROL_BURST = 4_000;
 
 export interface ClientStartOptions {
   logger?: Logger;
@@ -135,6 +143,18 @@ export async function startClient(
   const keyByGateway = new Map(config.gateways.map((g) => [g.id, g.publicKey]));
   let stackOf = new Map(config.resources.map((r) => [r.id, r.ipStack]));
   const lastChange = new Map<string, number>();
+  // Lines a gateway or a flood of names can cause are limited per (message, gateway): 5 a second, burst 20.
+  const logLimiter = new LogLimiter();
+  function limitedLog(
+    level: 'info' | 'warn' | 'error',
+    subject: string,
+    fields: Record<string, unknown>,
+    msg: string,
+  ): void {
+    const suppressed = logLimiter.admit(msg, subject, now());
+    if (suppressed === undefined) return;
+    log[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
+  }
   const counters = {
     controlDropped: 0,
     controlIgnored: 0,
@@ -314,7 +334,9 @@ export async function startClient(
                 },
                 t,
               );
-              log.info(
+              limitedLog(
+                'info',
+                gatewayId,
                 {
                   gateway: gatewayId,
                   domain: m.body.domain,
@@ -336,7 +358,9 @@ export async function startClient(
             }
           } catch (err) {
             counters.controlDropped++;
-            log.warn(
+            limitedLog(
+              'warn',
+              gatewayId,
               { gateway: gatewayId, err: (err as Error).message },
               'malformed control message dropped',
             );
@@ -356,7 +380,15 @@ export async function startClient(
           break;
         }
         case 'proxy-ips-exhausted':
-          log.error({ domain: e.domain }, e.body ?? 'proxy IPs exhausted');
+          limitedLog('error', '', { domain: e.domain, detail: e.body }, 'proxy IPs exhausted');
+          break;
+        case 'control-rate-limited':
+          limitedLog(
+            'warn',
+            gatewayByKey.get(e.peer) ?? e.peer,
+            { gateway: gatewayByKey.get(e.peer), dropped: e.count },
+            'control packets over budget; dropped',
+          );
           break;
         case 'proxy-ips-released':
           // Idle names, or the least recently used ones making room for new names: their entries go (the
@@ -403,6 +435,8 @@ export async function startClient(
       allowedIps: [...PROXY_RANGES, ...g.tunnelIps],
       gatewayId: g.id,
       persistentKeepalive: 25,
+      controlPerSecond: GATEWAY_CONTROL_PER_SECOND,
+      controlBurst: GATEWAY_CONTROL_BURST,
     });
   }
   const rejected = tunnel.proxyIpTableRejections();
@@ -442,7 +476,12 @@ export async function startClient(
         ...(e.failureDetail ? { failureDetail: e.failureDetail } : {}),
       })),
       peers: tunnel?.peers() ?? [],
-      counters: { ...(tunnel?.counters() ?? {}), ...counters, trackedDomains: nat.size() },
+      counters: {
+        ...(tunnel?.counters() ?? {}),
+        ...counters,
+        trackedDomains: nat.size(),
+        logLinesSuppressed: logLimiter.suppressed,
+      },
     };
   }
 

@@ -18,13 +18,13 @@ import { networkInterfaces } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import pino from 'pino';
 import type { MappingOptions, PeerOptions, TunnelEvent, TunnelOptions } from '../../index.js';
+import { LogLimiter } from '../common/log-limiter.js';
 import native from '../native.js';
 import { encodeControl, MessageType } from '../protocol/control.js';
 import { ConfigError, type GatewayConfig, loadGatewayConfig, parseGatewayConfig } from './config.js';
 import { DestinationFilter } from './destination-filter.js';
 import { HostForwarding } from './host-forwarding.js';
 import { parseSocketAddress, TUNNEL_V4, TUNNEL_V6 } from './ip.js';
-import { LogLimiter } from './log-limiter.js';
 import { type MetricFamily, metricName, renderPrometheus } from './metrics.js';
 import {
   type BindingSnapshot,

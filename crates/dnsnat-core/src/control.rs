@@ -54,9 +54,11 @@ impl MessageType {
     }
 }
 
-/// Why a packet that is a control packet could not be read.
+/// Why a packet could not be read as a control packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum ControlError {
+    #[error("not a control packet (version, next header or addresses)")]
+    NotControl,
     #[error("control packet shorter than its headers")]
     Truncated,
     #[error("control packet payload length {declared} disagrees with its size {actual}")]
@@ -87,9 +89,11 @@ pub fn is_control(packet: &[u8]) -> bool {
         && packet[8..40].iter().all(|&b| b == 0)
 }
 
-/// Reads a control packet. Call only when [`is_control`] is true; the result
-/// for other packets is an error, never a panic.
+/// Reads a control packet; any other packet is an error, never a panic.
 pub fn parse(packet: &[u8]) -> Result<ControlMessage<'_>, ControlError> {
+    if !is_control(packet) {
+        return Err(ControlError::NotControl);
+    }
     if packet.len() < IPV6_HEADER_LEN + CONTROL_HEADER_LEN {
         return Err(ControlError::Truncated);
     }

@@ -13,3 +13,6 @@ pub mod gate;
 pub mod nat;
 pub mod packet;
 pub mod pattern;
+
+#[cfg(test)]
+mod fuzz_seeds;

@@ -17,6 +17,7 @@
 
 pub mod events;
 pub mod message;
+pub mod proxy_ip_json;
 pub mod proxy_ips;
 pub mod recency;
 pub mod resources;

@@ -681,7 +681,7 @@ impl Tunnel {
     /// Client: the proxy-IP table as JSON, for the state file.
     #[napi]
     pub fn export_proxy_ips(&self) -> Result<String> {
-        Ok(table::table_to_json(
+        Ok(dnsnat_core::dns::proxy_ip_json::table_to_json(
             &self.client()?.stub().export_proxy_ips(),
         ))
     }
@@ -851,7 +851,7 @@ fn client_role(c: ClientOptions, tunnel_ips: Vec<IpAddr>) -> Result<(Arc<ClientR
     let allocator = match &c.proxy_ip_table {
         None => ProxyIpAllocator::new(),
         Some(json) => {
-            let t = table::table_from_json(json)
+            let t = dnsnat_core::dns::proxy_ip_json::table_from_json(json)
                 .map_err(|e| invalid(format!("client.proxyIpTable: {e}")))?;
             // A damaged row is left out, not fatal: the client must start
             // from whatever a crash or a bad disk left (JavaScript logs them).
