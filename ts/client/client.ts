@@ -34,6 +34,14 @@ const REJECTIONS_LOGGED = 10;
  */
 const GATEWAY_CONTROL_PER_SECOND = 1_000;
 const GATEWAY_CONTROL_BURST = 4_000;
+/**
+ * `AssignedIps` per gateway per second that no application waits for yet (a name was looked up, nothing sent to
+ * it). Half the gateway's default control budget (100 a second, burst 200), so that a page asking for
+ * thousands of made-up names leaves the other half to names that real connections wait on, which are never
+ * held back (docs/decisions.md, "Client: names nobody connects to wait their turn").
+ */
+const SPECULATIVE_SENDS_PER_SECOND = 50;
+const SPECULATIVE_SEND_BURST = 100;
 
 export interface ClientStartOptions {
   logger?: Logger;
@@ -78,6 +86,17 @@ export interface RunningClient {
    */
   reload(next?: ClientConfig): { ok: true; removed: string[] } | { ok: false; error: string };
   stop(): Promise<void>;
+}
+
+/** The process's memory, as `dnsnat status` counters (bytes). */
+function memoryCounters(): Record<string, number> {
+  const m = process.memoryUsage();
+  return {
+    memoryRss: m.rss,
+    memoryHeapUsed: m.heapUsed,
+    memoryHeapTotal: m.heapTotal,
+    memoryExternal: m.external,
+  };
 }
 
 /** Fields a reload may not change: they shape the device, the keys or the peers. */
@@ -138,11 +157,28 @@ export async function startClient(
   }
   const upstreamDns: string[] = [...upstream];
 
-  const nat = new DnsResourceNat();
+  const nat = new DnsResourceNat({
+    speculativeSendsPerSecond: SPECULATIVE_SENDS_PER_SECOND,
+    speculativeSendBurst: SPECULATIVE_SEND_BURST,
+    // The packet path holds at most this many names; the machine's entries follow, even if a release event
+    // was lost to a full event queue.
+    maxEntries: config.limits.names,
+  });
   const gatewayByKey = new Map(config.gateways.map((g) => [g.publicKey, g.id]));
   const keyByGateway = new Map(config.gateways.map((g) => [g.id, g.publicKey]));
   let stackOf = new Map(config.resources.map((r) => [r.id, r.ipStack]));
   const lastChange = new Map<string, number>();
+  // Entries the machine drops (evicted, released, cleared) leave their times behind: once the map is twice the
+  // machine's size they are swept out, an amortised constant cost per change, so it stays bounded by the
+  // machine's own limit.
+  function noteChange(key: NatKey, t: number): void {
+    lastChange.set(keyId(key), t);
+    if (lastChange.size <= 2 * nat.size() + 1024) return;
+    for (const id of lastChange.keys()) {
+      const [gatewayId = '', domain = '', resourceId = ''] = id.split('\u0000');
+      if (nat.state({ gatewayId, domain, resourceId }) === undefined) lastChange.delete(id);
+    }
+  }
   // Lines a gateway or a flood of names can cause are limited per (message, gateway): 5 a second, burst 20.
   const logLimiter = new LogLimiter();
   function limitedLog(
@@ -206,7 +242,7 @@ export async function startClient(
           t.discard(effect.key.gatewayId, effect.key.domain, effect.key.resourceId);
           break;
       }
-      lastChange.set(keyId(effect.key), now());
+      noteChange(effect.key, now());
     } catch (e) {
       counters.effectErrors++;
       log.error({ err: e, effect: effect.type }, 'applying an effect failed');
@@ -287,7 +323,7 @@ export async function startClient(
           const domain = e.domain ?? '';
           nat.onDnsQuery(domain, e.matches ?? [], t);
           for (const m of e.matches ?? [])
-            lastChange.set(keyId({ gatewayId: m.gatewayId, domain, resourceId: m.resourceId }), t);
+            noteChange({ gatewayId: m.gatewayId, domain, resourceId: m.resourceId }, t);
           if (e.newlyAllocated) allocated = true;
           break;
         }
@@ -481,6 +517,7 @@ export async function startClient(
         ...counters,
         trackedDomains: nat.size(),
         logLinesSuppressed: logLimiter.suppressed,
+        ...memoryCounters(),
       },
     };
   }

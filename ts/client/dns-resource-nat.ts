@@ -9,8 +9,8 @@
 // lossy exchanges with a fake clock in milliseconds.
 //
 // The invariants everything below relies on:
-// - An entry is in `resendIndex` if and only if it is `pending`; its deadline there is the moment it becomes
-//   eligible for a resend (last send + resend interval). "Any DNS query re-checks every pending entry" is a
+// - An entry is in `resendIndex` if and only if it is `pending` and not `deferred`; its deadline there is the
+//   moment it becomes eligible for a resend (last send + resend interval). "Any DNS query re-checks every pending entry" is a
 //   drain of that index up to `now`, so a query touches only the entries it actually resends, never the
 //   confirmed or failed ones, and never pending ones that are not due.
 // - An entry is in `timerIndex` if and only if it is `pending`, gated `buffer`, and an application packet has
@@ -22,6 +22,13 @@
 // - `gate` mirrors exactly what the last emitted `gate` effect told the packet path for this key (a new key is
 //   `pass` on the packet path). Gate, flush and discard effects are emitted only when the gate changes, which
 //   is what makes every input idempotent: the same status twice yields effects once.
+// - Sends nobody waits for (a query, no application packet yet) spend a per-gateway budget (by default
+//   unlimited; the daemon sets one below the gateway's control budget). Without a token such a send is
+//   `deferred`: nothing is sent, nothing counts as unanswered, and the entry waits, outside `resendIndex`, for
+//   its own domain's next query or its first packet. A send an application waits for is never deferred. So a
+//   flood of made-up names (a page asking thousands) cannot spend the gateway's share that real connections
+//   need.
+// - At most `maxEntries` entries: a new one past that drops the least recently used (queried or sent to).
 // - Every effect names an entry that exists when the effect is queued. The only effects for an entry that is
 //   then removed are the `discard` + `gate pass` that release its buffer as part of the removal itself.
 
@@ -51,6 +58,12 @@ export interface DnsResourceNatOptions {
   resendIntervalMs?: number | undefined;
   /** Sends without any `DomainStatus` after which a pending entry gives up (`failed`, reason `timeout`). Default 6. */
   maxUnansweredSends?: number | undefined;
+  /** Sends per gateway per second that no application waits for; past it they are deferred. Default unlimited. */
+  speculativeSendsPerSecond?: number | undefined;
+  /** Such sends at once, per gateway. Default the per-second rate. */
+  speculativeSendBurst?: number | undefined;
+  /** Entries at most; a new one past that drops the least recently used. Default unlimited. */
+  maxEntries?: number | undefined;
 }
 
 export interface DnsQueryMatch {
@@ -109,6 +122,10 @@ export interface DnsResourceNatCounters {
   entryVisits: number;
   /** Instrument for cost tests: deadline comparisons in the two ordered indexes. */
   deadlineComparisons: number;
+  /** Sends deferred because no application waited and the gateway's speculative budget was spent. */
+  sendsDeferred: number;
+  /** Entries dropped to stay within `maxEntries`. */
+  entriesEvicted: number;
 }
 
 const DEFAULT_RESEND_INTERVAL_MS = 2_000;
@@ -140,6 +157,8 @@ class Entry {
   bufferOnResume = false;
   /** An application packet has been buffered during the current pending episode. */
   waiting = false;
+  /** Pending, but its last send was deferred (nothing sent): the next query or packet sends. */
+  deferred = false;
   unanswered = 0;
   totalSends = 0;
   lastSentAt = 0;
@@ -164,6 +183,13 @@ class Entry {
 export class DnsResourceNat {
   private readonly resendIntervalMs: number;
   private readonly maxUnansweredSends: number;
+  private readonly speculativePerMs: number;
+  private readonly speculativeBurst: number;
+  private readonly maxEntries: number;
+  /** Speculative-send tokens per gateway. */
+  private readonly budgets = new Map<string, { tokens: number; at: number }>();
+  /** Every entry, least recently used first (a use moves it to the end). */
+  private readonly lru = new Set<Entry>();
 
   // Index by domain: a query touches only the entries of its own domain. The per-gateway and per-resource
   // sets make clearing cost proportional to what is removed.
@@ -191,6 +217,8 @@ export class DnsResourceNat {
     statusesStale: 0,
     statusesUnknownEntry: 0,
     entryVisits: 0,
+    sendsDeferred: 0,
+    entriesEvicted: 0,
   };
 
   constructor(options: DnsResourceNatOptions = {}) {
@@ -206,6 +234,13 @@ export class DnsResourceNat {
     }
     this.resendIntervalMs = interval;
     this.maxUnansweredSends = max;
+    const rate = options.speculativeSendsPerSecond ?? Number.POSITIVE_INFINITY;
+    if (!(rate > 0)) throw new RangeError(`speculativeSendsPerSecond must be positive, got ${rate}`);
+    this.speculativePerMs = rate / 1000;
+    this.speculativeBurst = options.speculativeSendBurst ?? rate;
+    this.maxEntries = options.maxEntries ?? Number.POSITIVE_INFINITY;
+    if (!(this.maxEntries >= 1))
+      throw new RangeError(`maxEntries must be at least 1, got ${this.maxEntries}`);
   }
 
   /**
@@ -251,8 +286,11 @@ export class DnsResourceNat {
         entry.waiting = true;
         this.timerIndex.schedule(entry.timerSlot, entry.lastSentAt + this.backoffAfter(entry.unanswered));
       }
-      if (nowMs - entry.lastSentAt >= this.resendIntervalMs) this.resendOrFail(entry, nowMs, false);
+      if (entry.deferred || nowMs - entry.lastSentAt >= this.resendIntervalMs) {
+        this.resendOrFail(entry, nowMs, false);
+      }
     }
+    this.touch(entry);
     return entry.gate;
   }
 
@@ -393,7 +431,9 @@ export class DnsResourceNat {
     now: number,
   ): void {
     let entry = this.lookup(gatewayId, domain, resourceId);
+    if (entry !== undefined) this.touch(entry);
     if (entry === undefined) {
+      if (this.count >= this.maxEntries) this.evictLeastRecentlyUsed();
       entry = this.create(gatewayId, domain, resourceId, proxyIps);
       this.setGate(entry, 'buffer');
       this.send(entry, now);
@@ -414,7 +454,9 @@ export class DnsResourceNat {
         this.send(entry, now);
         break;
       case 'pending':
-        if (now - entry.lastSentAt >= this.resendIntervalMs) this.resendOrFail(entry, now, false);
+        if (entry.deferred || now - entry.lastSentAt >= this.resendIntervalMs) {
+          this.resendOrFail(entry, now, false);
+        }
         break;
       default:
         // confirmed or failed: unreachable from onDnsQuery, which has just moved every entry of the domain
@@ -444,6 +486,13 @@ export class DnsResourceNat {
   }
 
   private send(entry: Entry, now: number): void {
+    if (!this.spendToken(entry.key.gatewayId, now) && !entry.waiting) {
+      this.stats.sendsDeferred++;
+      entry.deferred = true;
+      this.resendIndex.cancel(entry.resendSlot);
+      return;
+    }
+    entry.deferred = false;
     const seq = this.nextSeq++;
     entry.lastSentSeq = seq;
     entry.lastSentAt = now;
@@ -460,6 +509,33 @@ export class DnsResourceNat {
     });
     this.resendIndex.schedule(entry.resendSlot, now + this.resendIntervalMs);
     if (entry.waiting) this.timerIndex.schedule(entry.timerSlot, now + this.backoffAfter(entry.unanswered));
+  }
+
+  /** Takes a speculative-send token of `gatewayId`, if one is left. */
+  private spendToken(gatewayId: string, now: number): boolean {
+    if (this.speculativePerMs === Number.POSITIVE_INFINITY) return true;
+    let b = this.budgets.get(gatewayId);
+    if (b === undefined) {
+      b = { tokens: this.speculativeBurst, at: now };
+      this.budgets.set(gatewayId, b);
+    }
+    b.tokens = Math.min(this.speculativeBurst, b.tokens + Math.max(0, now - b.at) * this.speculativePerMs);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  private touch(entry: Entry): void {
+    this.lru.delete(entry);
+    this.lru.add(entry);
+  }
+
+  private evictLeastRecentlyUsed(): void {
+    const oldest = this.lru.values().next().value;
+    if (oldest === undefined) return;
+    this.stats.entriesEvicted++;
+    this.drop(oldest);
   }
 
   private confirm(entry: Entry): void {
@@ -502,6 +578,7 @@ export class DnsResourceNat {
     if (ofDomain?.size === 0) this.byDomain.delete(domain);
     removeFromIndex(this.byGateway, gatewayId, entry);
     removeFromIndex(this.byResource, resourceId, entry);
+    this.lru.delete(entry);
     this.count--;
   }
 
@@ -541,6 +618,7 @@ export class DnsResourceNat {
     ofDomain.set(entry.subKey, entry);
     addToIndex(this.byGateway, gatewayId, entry);
     addToIndex(this.byResource, resourceId, entry);
+    this.lru.add(entry);
     this.count++;
     return entry;
   }
