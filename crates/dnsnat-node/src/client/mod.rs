@@ -301,11 +301,17 @@ impl ClientRole {
     /// configured resource. When one domain matches resources on several
     /// gateways, the first in configuration order carries its traffic.
     pub fn route(&self, dst: IpAddr) -> Option<u32> {
+        self.lookup_route(dst, true)
+    }
+
+    /// [`ClientRole::route`], marking the address used (its name carried
+    /// traffic) only when `use_it`.
+    fn lookup_route(&self, dst: IpAddr, use_it: bool) -> Option<u32> {
         {
             let mut routes = lock(&self.routes);
             if let Some((id, used)) = routes.by_ip.get_mut(&dst) {
                 let id = *id;
-                if !*used {
+                if use_it && !*used {
                     *used = true;
                     routes.used.push(dst);
                 }
@@ -326,8 +332,10 @@ impl ClientRole {
         // now must not stay unroutable.
         let id = lock(&self.keys).intern(key?);
         let mut routes = lock(&self.routes);
-        routes.by_ip.insert(dst, (id, true));
-        routes.used.push(dst);
+        routes.by_ip.insert(dst, (id, use_it));
+        if use_it {
+            routes.used.push(dst);
+        }
         Some(id)
     }
 
@@ -402,8 +410,10 @@ impl ClientRole {
             return false;
         }
         if is_proxy(src) {
+            // Not a use of the name: a gateway must not keep another's names
+            // alive by sending from their addresses.
             let serving = self
-                .route(src)
+                .lookup_route(src, false)
                 .and_then(|id| self.with_key(id, |k| self.gateway_key(&k.gateway)))
                 .flatten();
             if serving.as_ref() != Some(from) {
