@@ -250,7 +250,7 @@ export async function startClient(
   }
 
   // The stub reports a repeated query for a domain to us only when something may have changed that domain's
-  // entries since its last report (docs/decisions.md, "Repeated DNS queries"). It sees every such thing (events,
+  // entries since its last report (docs/decisions.md, "Client: repeated DNS queries reach JavaScript as a count"). It sees every such thing (events,
   // our commands) except an entry that failed by timeout without holding traffic: no command follows that, so
   // tell it with an empty clear.
   let timeoutsSeen = 0;

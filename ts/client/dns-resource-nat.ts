@@ -1,4 +1,4 @@
-// The client's per-domain NAT setup state machine (DESIGN §3.2).
+// The client's per-domain NAT setup state machine (docs/architecture.md#the-clients-state-machine).
 //
 // For every (gateway, domain, resource) that an application has looked up, the client must tell the gateway
 // which proxy IPs stand for the domain (`AssignedIps`), and the gateway answers with `DomainStatus` once it

@@ -1,4 +1,4 @@
-// gateway.yaml (DESIGN §7): read, validated with a schema, and turned into the normalised form the rest of
+// gateway.yaml (docs/gateway.md): read, validated with a schema, and turned into the normalised form the rest of
 // the gateway uses (canonical IP text, parsed patterns, the private key read from its file).
 //
 // Every error names the file, the field and what was expected, one line per problem, all problems at once:
@@ -6,7 +6,7 @@
 // A config is either wholly valid or rejected; the caller (start or reload) never sees half of one. That is
 // what makes a reload atomic: a bad edit is refused and the running config stays.
 //
-// The field names of DESIGN §7 are a contract; the extra optional fields (`device`, `metrics`, `resolution`)
+// The field names of docs/gateway.md are a contract; the extra optional fields (`device`, `metrics`, `resolution`)
 // only add knobs with defaults.
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -50,9 +50,9 @@ export interface ClientConfig {
 }
 
 export interface ResolutionConfig {
-  /** Deadline of one resolution (DESIGN §5: 10 s). */
+  /** Deadline of one resolution (default 10 s; docs/architecture.md#the-gateways-policy). */
   readonly timeoutMs: number;
-  /** Resolutions at once (DESIGN §5: 1,000). */
+  /** Resolutions at once (default 1,000; docs/architecture.md#the-gateways-policy). */
   readonly maxInFlight: number;
   /** Domains waiting for a free slot; beyond this a resolution is refused and counted. */
   readonly maxQueued: number;

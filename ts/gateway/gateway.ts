@@ -1,4 +1,4 @@
-// The gateway's I/O shell (DESIGN §5, §7): a Tunnel with a TUN device, a Resolver, and the sans-IO
+// The gateway's I/O shell (docs/architecture.md#the-gateways-policy, docs/gateway.md): a Tunnel with a TUN device, a Resolver, and the sans-IO
 // `GatewayPolicy` between them. Everything that decides lives in the policy; this file only moves events
 // in, runs the commands it gets back in order, arms one timer from `pollTimeout()`, and owns the things
 // with side effects on the host: the masquerade rule, the metrics listener, the signal and file watchers.

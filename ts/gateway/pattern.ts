@@ -1,4 +1,4 @@
-// Domain patterns, the gateway's side (DESIGN §1 "resource", §3.1 "Patterns").
+// Domain patterns, the gateway's side (docs/architecture.md#one-dns-query).
 //
 // The client matches names against every pattern at once in Rust (dnsnat-core's `PatternSet`); the gateway
 // only ever asks "does this one domain match this one resource's pattern?" when it validates an

@@ -1,4 +1,4 @@
-// The gateway's decisions (DESIGN §5): who may use what, which proxy IP maps to which real address, when
+// The gateway's decisions (docs/architecture.md#the-gateways-policy): who may use what, which proxy IP maps to which real address, when
 // to resolve, and what to tell the client. Sans-IO like the client's state machine: the caller hands in
 // events and `now`, drains commands with `pollCommand()`, arms one timer from `pollTimeout()` and reports
 // resolutions back with `onResolution()`. Nothing here reads a clock, resolves a name or touches the tunnel,
@@ -57,7 +57,7 @@ export interface ResolutionResult {
 
 export type DomainStatusValue = 'active' | 'inactive';
 
-/** The JSON body of a `DomainStatus` (DESIGN §4). */
+/** The JSON body of a `DomainStatus` (docs/architecture.md#control-protocol). */
 export interface DomainStatusBody {
   resource: string;
   domain: string;
@@ -439,7 +439,7 @@ export class GatewayPolicy {
 
   // ---- inputs ----
 
-  /** A control message from a peer (DESIGN §4). */
+  /** A control message from a peer (docs/architecture.md#control-protocol). */
   onControl(publicKey: string, messageType: number, body: string, now: number): void {
     const clientId = this.byKey.get(publicKey);
     const client = clientId === undefined ? undefined : this.clients.get(clientId);
@@ -596,7 +596,7 @@ export class GatewayPolicy {
 
   // ---- AssignedIps ----
 
-  /** DESIGN §5 "Validation", in its order; the first failure is the reason. */
+  /** Validation as in docs/architecture.md#the-gateways-policy, in its order; the first failure is the reason. */
   private validateAssignedIps(
     client: ClientState | undefined,
     msg: AssignedIpsBody,
@@ -1287,7 +1287,7 @@ export function parseAssignedIps(body: string): AssignedIpsBody | undefined {
   return { resource: o.resource, domain: o.domain, proxyIps: o.proxy_ips, seq: o.seq };
 }
 
-/** DESIGN §5: 4 or 8 distinct proxy IPs, inside the proxy ranges, 0 or 4 per family, of the resource's stack. */
+/** Validation (docs/architecture.md#the-gateways-policy): 4 or 8 distinct proxy IPs, inside the proxy ranges, 0 or 4 per family, of the resource's stack. */
 export function checkProxyIps(
   value: unknown,
   stack: IpStack,

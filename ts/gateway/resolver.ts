@@ -1,4 +1,4 @@
-// The gateway's DNS resolution (DESIGN §5): a thin typed layer over the
+// The gateway's DNS resolution (docs/architecture.md#the-gateways-policy): a thin typed layer over the
 // native Resolver. One call is one lookup on the wire, A and AAAA together;
 // caching for the TTL and one resolution in flight per domain belong to the
 // caller (the gateway's state), not here.

@@ -1,4 +1,4 @@
-// The control messages of DESIGN §4, as JSON bodies. The Rust side frames
+// The control messages of docs/architecture.md#control-protocol, as JSON bodies. The Rust side frames
 // them (type byte, version, ≤ 1,200-byte body); this module gives each body
 // its shape, on both sides of the tunnel, so client and gateway can never
 // disagree about a field name.

@@ -1,4 +1,4 @@
-//! The address plan and limits of DESIGN.md, in one place.
+//! The address plan and limits (docs/architecture.md#address-plan), in one place.
 //!
 //! These values are part of the wire contract between client and gateway (a
 //! gateway validates proxy IPs against the ranges below), so changing one is a

@@ -1,4 +1,4 @@
-//! Control packets: how client and gateway talk inside the tunnel (DESIGN §4).
+//! Control packets: how client and gateway talk inside the tunnel (docs/architecture.md#control-protocol).
 //!
 //! A control packet is an IPv6 packet with source and destination `::` and
 //! next-header `0xFF` (reserved). No real packet can carry that combination, so

@@ -1,5 +1,5 @@
 //! The client's per-key gate: what happens to packets for a (gateway, domain,
-//! resource) while its NAT is being set up (DESIGN §3.2, "Buffers live in Rust").
+//! resource) while its NAT is being set up (docs/architecture.md#one-packet).
 //!
 //! The TypeScript state machine only says `buffer`, `pass`, `flush` or
 //! `discard`; this holds the packets. A buffer is small (32 packets) because

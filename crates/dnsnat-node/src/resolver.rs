@@ -1,4 +1,4 @@
-//! The gateway's DNS resolution (DESIGN §5 "Always accept, resolve in the
+//! The gateway's DNS resolution (docs/architecture.md#the-gateways-policy: "Always accept, resolve in the
 //! background"), exposed to JavaScript as `Resolver`.
 //!
 //! One call is one faithful lookup: A and AAAA asked concurrently through
@@ -29,9 +29,9 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::sync::Semaphore;
 
-/// Overall deadline of one resolution unless told otherwise (DESIGN §5).
+/// Overall deadline of one resolution unless told otherwise (docs/architecture.md#the-gateways-policy).
 pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
-/// Resolutions allowed at once unless told otherwise (DESIGN §5).
+/// Resolutions allowed at once unless told otherwise (docs/architecture.md#the-gateways-policy).
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1_000;
 /// Longest accepted deadline: an hour is already far beyond any useful DNS wait.
 const MAX_TIMEOUT_MS: u32 = 3_600_000;

@@ -1,4 +1,4 @@
-//! The client's stub DNS resolver (DESIGN.md §3.1), as pure logic.
+//! The client's stub DNS resolver (docs/architecture.md#one-dns-query), as pure logic.
 //!
 //! The runtime owns the sockets on the sentinel addresses; for every query it
 //! calls [`Stub::handle_query`] with the message bytes and gets back an answer to

@@ -1,4 +1,4 @@
-//! Proxy IP allocation (DESIGN.md §1 "proxy IP", §3.1).
+//! Proxy IP allocation (docs/architecture.md#address-plan).
 //!
 //! Every domain gets 4 IPv4 addresses from `100.96.0.0/11` and 4 IPv6 addresses
 //! from `fd00:2021:1111:8000::/107` on its first A or AAAA query, whatever the

@@ -72,7 +72,7 @@ pub enum ResourceError {
 ///
 /// Several resources may share one pattern (for example two gateways, or two
 /// port filters); they are all "the match". Among different matching patterns
-/// only the most specific one counts (DESIGN.md §3.1), so a more specific
+/// only the most specific one counts (docs/architecture.md#one-dns-query), so a more specific
 /// resource shadows a broader one completely for the names it covers.
 #[derive(Debug, Default)]
 pub struct ResourceTable {

@@ -1,4 +1,4 @@
-//! The stub's decision for one query (DESIGN.md §3.1).
+//! The stub's decision for one query (docs/architecture.md#one-dns-query).
 //!
 //! | query | answer |
 //! |---|---|

@@ -1,4 +1,4 @@
-//! Limits of the NAT, with the defaults of DESIGN.md §5.
+//! Limits of the NAT, and their defaults (docs/architecture.md#one-packet).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! The gateway's NAT (DESIGN.md §5): per client, sessions
+//! The gateway's NAT (docs/architecture.md#one-packet): per client, sessions
 //! (protocol, client port or echo id, proxy IP) ⇄ (protocol, outside port, real IP).
 //!
 //! ```text

@@ -11,7 +11,7 @@ use super::time::Timestamp;
 ///
 /// The real IP is fixed for the life of the session: when the domain is
 /// re-resolved, live sessions keep the address they started with and only new
-/// sessions use the new one (DESIGN.md §5), so round-robin DNS never cuts a
+/// sessions use the new one (docs/architecture.md#one-packet), so round-robin DNS never cuts a
 /// connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Session {

@@ -535,7 +535,7 @@ mod tests {
             ]
         }
 
-        /// The rules of DESIGN.md §5, written out independently of `Session`.
+        /// The idle rules of docs/architecture.md#one-packet, written out independently of `Session`.
         #[derive(Debug, Clone, Copy)]
         struct M {
             last_out: u64,

@@ -189,7 +189,7 @@ impl DropCounters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NatEvent {
     /// Traffic reached a proxy IP whose mapping has no real address: resolve
-    /// its domain again (the self-healing of DESIGN.md §5). Emitted at most
+    /// its domain again (the self-healing of docs/architecture.md#the-gateways-policy). Emitted at most
     /// once per `NatConfig::resolve_event_interval` per proxy IP; the caller
     /// applies its per-domain backoff on top.
     ResolveUnmapped { proxy: IpAddr },

@@ -1,4 +1,4 @@
-//! Domain patterns (DESIGN.md §1 "resource", §3.1 "Patterns").
+//! Domain patterns (docs/architecture.md#one-dns-query).
 //!
 //! A pattern is a domain name whose labels may contain wildcards:
 //!

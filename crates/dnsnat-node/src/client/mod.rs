@@ -31,7 +31,7 @@ const PENDING_EVENT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// A repeated DNS query for a domain, within this long of its last report and
 /// with nothing else happening in between, is reported only as a seen query
-/// (docs/decisions.md, "Repeated DNS queries"): the TTL of the stub's answers,
+/// (docs/decisions.md, "Client: repeated DNS queries reach JavaScript as a count"): the TTL of the stub's answers,
 /// so an application that honours it is reported every time.
 const REPEAT_WINDOW_MS: u64 = 1000;
 

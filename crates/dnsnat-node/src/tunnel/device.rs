@@ -6,7 +6,7 @@
 //! Addresses, MTU and routes go through iproute2, which the project requires
 //! anyway (namespaces, tests, demo).
 //!
-//! The device is `tun-rs`'s, not `tun`'s (which DESIGN.md names), for its
+//! The device is `tun-rs`'s, not `tun`'s, for its
 //! offloads: with `IFF_VNET_HDR` and TSO the kernel hands us a TCP burst in
 //! one read and takes coalesced segments in one write (docs/decisions.md has
 //! the measurement that justified the change).

@@ -36,7 +36,7 @@ pub struct TunnelEvent {
     pub kind: String,
     /// Base64 public key of the peer concerned.
     pub peer: String,
-    /// Control message type byte (DESIGN §4), for `control`.
+    /// Control message type byte (docs/architecture.md#control-protocol), for `control`.
     pub message_type: Option<u32>,
     /// Control message JSON body, for `control`.
     pub body: Option<String>,
@@ -126,7 +126,7 @@ impl EventSink {
 
     /// How many events other than the stub's were queued so far (control
     /// messages, peers, pending traffic): the client's stub reports a repeated
-    /// DNS query again once this moves (DESIGN §3.1).
+    /// DNS query again once this moves (docs/decisions.md, "Client: repeated DNS queries reach JavaScript as a count").
     pub fn others_pushed(&self) -> Arc<AtomicU64> {
         self.others.clone()
     }

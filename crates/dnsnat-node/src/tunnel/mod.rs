@@ -552,7 +552,7 @@ impl Tunnel {
         Ok(self.shared()?.peers_mut().remove(key.as_bytes()).is_some())
     }
 
-    /// Sends a control message (DESIGN §4) to a peer through the tunnel.
+    /// Sends a control message (docs/architecture.md#control-protocol) to a peer through the tunnel.
     #[napi]
     pub fn send_control(&self, public_key: String, message_type: u32, body: String) -> Result<()> {
         let shared = self.shared()?;
