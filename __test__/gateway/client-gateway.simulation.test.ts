@@ -4,10 +4,12 @@
 // the two halves agree on the protocol: every resolvable domain converges to `confirmed` with a correct
 // mapping, resolution work stays bounded by dedupe and caching, and a failed domain whose record appears
 // is healed from traffic alone through an unsolicited `DomainStatus` the client accepts.
+
 import { describe, expect, it } from 'vitest';
 import { DnsResourceNat, type NatKey } from '../../ts/client/dns-resource-nat.js';
 import { DomainPattern } from '../../ts/gateway/pattern.js';
-import { GatewayPolicy, MESSAGE_ASSIGNED_IPS, type ResolutionResult } from '../../ts/gateway/policy.js';
+import { GatewayPolicy, type ResolutionResult } from '../../ts/gateway/policy.js';
+import { MessageType } from '../../ts/protocol/control.js';
 import { Prng } from '../client/support/prng.js';
 
 const ALICE = 'j94dl3TnzOFymO2TF7GeJ2ev7qTp7QXCk5RbRIehKUA=';
@@ -110,7 +112,7 @@ class Sim {
         seq: e.seq,
       });
       this.send(() => {
-        this.policy.onControl(ALICE, MESSAGE_ASSIGNED_IPS, body, this.now);
+        this.policy.onControl(ALICE, MessageType.AssignedIps, body, this.now);
         this.pump();
       });
     }

@@ -10,12 +10,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ClientConfig, ResourceConfig } from '../../ts/gateway/config.js';
 import { DomainPattern } from '../../ts/gateway/pattern.js';
-import {
-  GatewayPolicy,
-  MESSAGE_ASSIGNED_IPS,
-  MESSAGE_GOODBYE,
-  type PolicyConfig,
-} from '../../ts/gateway/policy.js';
+import { GatewayPolicy, type PolicyConfig } from '../../ts/gateway/policy.js';
+import { MessageType } from '../../ts/protocol/control.js';
 
 const KEYS = ['j94dl3TnzOFymO2TF7GeJ2ev7qTp7QXCk5RbRIehKUA=', 'GORSExdMS2h85XY4zEnCx2eENvcJ4fgwJSDr+o+NdX4='];
 const DOMAINS = 3;
@@ -154,14 +150,14 @@ function runScenario(ops: Op[]): void {
           proxy_ips: proxySet(o.base, o.v6),
           seq: o.seq,
         });
-        policy.onControl(KEYS[o.client] as string, MESSAGE_ASSIGNED_IPS, body, now);
+        policy.onControl(KEYS[o.client] as string, MessageType.AssignedIps, body, now);
         break;
       }
       case 'garbage':
-        policy.onControl(KEYS[o.client] as string, MESSAGE_ASSIGNED_IPS, o.body, now);
+        policy.onControl(KEYS[o.client] as string, MessageType.AssignedIps, o.body, now);
         break;
       case 'goodbye':
-        policy.onControl(KEYS[o.client] as string, MESSAGE_GOODBYE, '', now);
+        policy.onControl(KEYS[o.client] as string, MessageType.Goodbye, '', now);
         break;
       case 'answer': {
         if (pending.length === 0) break;

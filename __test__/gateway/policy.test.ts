@@ -1,5 +1,6 @@
 // The gateway's decisions with a fake runtime and a fake clock: every command the policy emits is
 // collected and inspected; resolutions are answered by the test, whenever it likes.
+
 import { describe, expect, it } from 'vitest';
 import type { ClientConfig, ResourceConfig } from '../../ts/gateway/config.js';
 import { DestinationFilter } from '../../ts/gateway/destination-filter.js';
@@ -8,12 +9,11 @@ import { DomainPattern } from '../../ts/gateway/pattern.js';
 import {
   type Command,
   GatewayPolicy,
-  MESSAGE_ASSIGNED_IPS,
-  MESSAGE_GOODBYE,
   type PolicyConfig,
   type PolicyOptions,
   type ResolutionResult,
 } from '../../ts/gateway/policy.js';
+import { MessageType } from '../../ts/protocol/control.js';
 
 const ALICE = 'j94dl3TnzOFymO2TF7GeJ2ev7qTp7QXCk5RbRIehKUA=';
 const BOB = 'GORSExdMS2h85XY4zEnCx2eENvcJ4fgwJSDr+o+NdX4=';
@@ -88,7 +88,7 @@ class Harness {
 
   assign(key: string, resourceId: string, domain: string, proxyIps: unknown, seq: number): Command[] {
     const body = JSON.stringify({ resource: resourceId, domain, proxy_ips: proxyIps, seq });
-    this.policy.onControl(key, MESSAGE_ASSIGNED_IPS, body, this.now);
+    this.policy.onControl(key, MessageType.AssignedIps, body, this.now);
     return this.drain();
   }
 
@@ -234,7 +234,7 @@ describe('GatewayPolicy: AssignedIps validation', () => {
       '{"resource":"web"}',
       '{"resource":"web","domain":"a.corp.example","seq":-1}',
     ]) {
-      h.policy.onControl(ALICE, MESSAGE_ASSIGNED_IPS, body, h.now);
+      h.policy.onControl(ALICE, MessageType.AssignedIps, body, h.now);
     }
     expect(h.drain()).toEqual([]);
     expect(h.policy.counters.controlMalformed).toBe(4);
@@ -546,7 +546,7 @@ describe('GatewayPolicy: renumbering and goodbye', () => {
   it('Goodbye drops the client’s mappings', () => {
     const h = new Harness();
     h.resolve(onlyResolveId(h.assign(ALICE, 'web', 'a.corp.example', V4, 1)), ok(['10.0.0.1']));
-    h.policy.onControl(ALICE, MESSAGE_GOODBYE, '', h.now);
+    h.policy.onControl(ALICE, MessageType.Goodbye, '', h.now);
     expect(of(h.drain(), 'remove-mapping')).toHaveLength(4);
     expect(h.policy.mappingCount()).toBe(0);
   });
@@ -742,7 +742,7 @@ describe('GatewayPolicy: bounded state', () => {
   it('forgets a domain once no client uses it', () => {
     const h = new Harness();
     const id = onlyResolveId(h.assign(ALICE, 'web', 'a.corp.example', V4, 1));
-    h.policy.onControl(ALICE, MESSAGE_GOODBYE, '', h.now);
+    h.policy.onControl(ALICE, MessageType.Goodbye, '', h.now);
     h.drain();
     expect(h.resolve(id, ok(['10.0.0.1']))).toEqual([]);
     // Nothing cached survives: a new registration resolves again.

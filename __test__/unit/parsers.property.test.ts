@@ -8,13 +8,13 @@ import { parseClientConfig, parseClientYaml } from '../../ts/client/config.js';
 import { parseState, StateFileError } from '../../ts/client/state-file.js';
 import { ConfigError } from '../../ts/config/fields.js';
 import { parseGatewayConfig, parseGatewayYaml } from '../../ts/gateway/config.js';
-import { parseAssignedIps } from '../../ts/gateway/policy.js';
 import {
   type ControlMessage,
   ControlMessageError,
   encodeControl,
   MessageType,
   parseControl,
+  parseReceivedAssignedIps,
 } from '../../ts/protocol/control.js';
 
 type Outcome<T, E> = { ok: true; value: T } | { ok: false; error: E };
@@ -113,12 +113,13 @@ describe('control bodies', () => {
     );
   });
 
-  it('parseAssignedIps never throws; what it returns has a string resource and domain and a valid seq', () => {
+  it("parseReceivedAssignedIps (the gateway's reader) fails only with ControlMessageError", () => {
     fc.assert(
       fc.property(fc.oneof(text, controlObject), (t) => {
-        const r = parseAssignedIps(t);
-        if (r === undefined) return;
-        expect(typeof r.resource === 'string' && typeof r.domain === 'string' && isSeq(r.seq)).toBe(true);
+        const r = expectOnly(ControlMessageError, () => parseReceivedAssignedIps(t));
+        if (!r.ok) return;
+        expect(typeof r.value.resource === 'string' && typeof r.value.domain === 'string').toBe(true);
+        expect(isSeq(r.value.seq)).toBe(true);
       }),
       { numRuns: 5000 },
     );

@@ -26,13 +26,7 @@ import { DestinationFilter } from './destination-filter.js';
 import { HostForwarding } from './host-forwarding.js';
 import { parseSocketAddress, TUNNEL_V4, TUNNEL_V6 } from './ip.js';
 import { type MetricFamily, metricName, renderPrometheus } from './metrics.js';
-import {
-  type BindingSnapshot,
-  type Command,
-  GatewayPolicy,
-  MESSAGE_DOMAIN_STATUS,
-  type ResolutionResult,
-} from './policy.js';
+import { type BindingSnapshot, type Command, GatewayPolicy, type ResolutionResult } from './policy.js';
 import { GatewayResolver } from './resolver.js';
 
 /** What the gateway needs of a tunnel (the native `Tunnel`, or a fake in tests). */
@@ -286,7 +280,11 @@ export async function startGateway(
         // A peer the policy does not know is not a peer of the tunnel either (it was removed while its
         // message was queued): there is no one to tell.
         if (c.clientId === undefined) return;
-        tunnel.sendControl(c.publicKey, MESSAGE_DOMAIN_STATUS, JSON.stringify(c.body));
+        tunnel.sendControl(
+          c.publicKey,
+          MessageType.DomainStatus,
+          encodeControl({ type: MessageType.DomainStatus, body: c.body }),
+        );
         return;
     }
   };

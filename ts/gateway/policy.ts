@@ -41,6 +41,13 @@
 //   per binding, so the check costs the bindings that are due, never a scan); real addresses the destination
 //   filter refuses (loopback, link-local, metadata, the gateway's own) are never mapped.
 import { DeadlineQueue, DeadlineSlot } from '../common/deadline-queue.js';
+import {
+  ControlMessageError,
+  type DomainStatus,
+  MessageType,
+  parseReceivedAssignedIps,
+  type ReceivedAssignedIps,
+} from '../protocol/control.js';
 import type { ClientConfig, IpStack, ResourceConfig } from './config.js';
 import { DestinationFilter } from './destination-filter.js';
 import { compareIps, type Family, type Ip, isProxyIp, parseIp } from './ip.js';
@@ -55,16 +62,7 @@ export interface ResolutionResult {
   readonly error?: string;
 }
 
-export type DomainStatusValue = 'active' | 'inactive';
-
-/** The JSON body of a `DomainStatus` (docs/architecture.md#control-protocol). */
-export interface DomainStatusBody {
-  resource: string;
-  domain: string;
-  status: DomainStatusValue;
-  seq: number;
-  reason?: string;
-}
+export type DomainStatusValue = DomainStatus['status'];
 
 export type LogLevel = 'debug' | 'info' | 'warn';
 
@@ -81,7 +79,7 @@ export type Command =
       ports?: string[];
     }
   | { type: 'remove-mapping'; clientId: string; publicKey: string; proxyIp: string }
-  | { type: 'send-status'; clientId: string | undefined; publicKey: string; body: DomainStatusBody }
+  | { type: 'send-status'; clientId: string | undefined; publicKey: string; body: DomainStatus }
   | { type: 'resolve'; id: number; domain: string }
   | { type: 'log'; level: LogLevel; msg: string; fields: Record<string, unknown> };
 
@@ -130,10 +128,6 @@ export type RejectReason =
   | 'proxy-ip-duplicate'
   | 'proxy-ip-stack'
   | 'resolver-busy';
-
-export const MESSAGE_ASSIGNED_IPS = 0;
-export const MESSAGE_DOMAIN_STATUS = 1;
-export const MESSAGE_GOODBYE = 2;
 
 export interface PolicyCounters {
   assignedIpsAccepted: number;
@@ -238,13 +232,6 @@ interface ClientState {
   readonly domains: Map<string, Set<string>>;
   /** Resolutions this client started that are in flight or waiting. */
   pendingResolutions: number;
-}
-
-export interface AssignedIpsBody {
-  resource: string;
-  domain: string;
-  proxyIps: unknown;
-  seq: number;
 }
 
 /** One (client, domain, resource) as `dnsnat status` shows it. */
@@ -443,7 +430,7 @@ export class GatewayPolicy {
   onControl(publicKey: string, messageType: number, body: string, now: number): void {
     const clientId = this.byKey.get(publicKey);
     const client = clientId === undefined ? undefined : this.clients.get(clientId);
-    if (messageType === MESSAGE_GOODBYE) {
+    if (messageType === MessageType.Goodbye) {
       this.counters.goodbyes++;
       if (client) {
         this.log('info', 'client said goodbye; dropping its mappings', { client: client.cfg.id });
@@ -451,16 +438,20 @@ export class GatewayPolicy {
       }
       return;
     }
-    if (messageType !== MESSAGE_ASSIGNED_IPS) {
+    if (messageType !== MessageType.AssignedIps) {
       this.counters.controlIgnored++;
       this.log('debug', 'control message ignored', { client: client?.cfg.id, messageType });
       return;
     }
-    const msg = parseAssignedIps(body);
-    if (!msg) {
+    let msg: ReceivedAssignedIps;
+    try {
+      msg = parseReceivedAssignedIps(body);
+    } catch (e) {
+      if (!(e instanceof ControlMessageError)) throw e;
       this.counters.controlMalformed++;
       this.log('warn', 'malformed AssignedIps dropped', {
         client: client?.cfg.id ?? publicKey,
+        error: e.message,
         body: body.slice(0, 200),
       });
       return;
@@ -599,7 +590,7 @@ export class GatewayPolicy {
   /** Validation as in docs/architecture.md#the-gateways-policy, in its order; the first failure is the reason. */
   private validateAssignedIps(
     client: ClientState | undefined,
-    msg: AssignedIpsBody,
+    msg: ReceivedAssignedIps,
   ): { client: ClientState; resource: ResourceConfig; ips: Ip[] } | { reason: RejectReason; detail: string } {
     if (!client) return { reason: 'unknown-client', detail: 'no client with this public key' };
     const resource = this.resources.get(msg.resource);
@@ -616,7 +607,7 @@ export class GatewayPolicy {
         detail: `"${msg.domain}" does not match ${resource.pattern.text}`,
       };
     }
-    const checked = checkProxyIps(msg.proxyIps, resource.ipStack);
+    const checked = checkProxyIps(msg.proxy_ips, resource.ipStack);
     if ('reason' in checked) return checked;
     return { client, resource, ips: checked.ips };
   }
@@ -624,7 +615,7 @@ export class GatewayPolicy {
   private onAssignedIps(
     publicKey: string,
     maybeClient: ClientState | undefined,
-    msg: AssignedIpsBody,
+    msg: ReceivedAssignedIps,
     now: number,
   ): void {
     const domain = normalizeDomain(msg.domain);
@@ -978,7 +969,7 @@ export class GatewayPolicy {
 
   private reply(client: ClientState, b: Binding, ds: DomainState, reason?: string): void {
     const active = reason === undefined && this.hasAddress(client, b);
-    const body: DomainStatusBody = {
+    const body: DomainStatus = {
       resource: b.resourceId,
       domain: b.domain,
       status: active ? 'active' : 'inactive',
@@ -996,7 +987,7 @@ export class GatewayPolicy {
     this.send(client.cfg.id, client.cfg.publicKey, body);
   }
 
-  private send(clientId: string | undefined, publicKey: string, body: DomainStatusBody): void {
+  private send(clientId: string | undefined, publicKey: string, body: DomainStatus): void {
     this.counters.statusesSent[body.status]++;
     this.log('info', `DomainStatus ${body.status}`, {
       client: clientId ?? publicKey,
@@ -1270,21 +1261,6 @@ function sortedIps(texts: readonly string[], family: Family): Ip[] {
 
 function sameIps(a: readonly Ip[], b: readonly Ip[]): boolean {
   return a.length === b.length && a.every((ip, i) => ip.text === b[i]?.text);
-}
-
-/** An AssignedIps body, or `undefined` when it is not one (the caller counts and drops it). */
-export function parseAssignedIps(body: string): AssignedIpsBody | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(body);
-  } catch {
-    return undefined;
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
-  const o = v as Record<string, unknown>;
-  if (typeof o.resource !== 'string' || typeof o.domain !== 'string') return undefined;
-  if (typeof o.seq !== 'number' || !Number.isSafeInteger(o.seq) || o.seq < 0) return undefined;
-  return { resource: o.resource, domain: o.domain, proxyIps: o.proxy_ips, seq: o.seq };
 }
 
 /** Validation (docs/architecture.md#the-gateways-policy): 4 or 8 distinct proxy IPs, inside the proxy ranges, 0 or 4 per family, of the resource's stack. */

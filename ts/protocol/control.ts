@@ -21,6 +21,17 @@ export interface AssignedIps {
   seq: number;
 }
 
+/**
+ * An `AssignedIps` as received: `proxy_ips` is whatever list the peer sent, checked by the gateway against its
+ * ranges and the resource's stack, so that a wrong one is answered with a precise reason.
+ */
+export interface ReceivedAssignedIps {
+  resource: string;
+  domain: string;
+  proxy_ips: unknown;
+  seq: number;
+}
+
 export interface DomainStatus {
   resource: string;
   domain: string;
@@ -77,20 +88,12 @@ function seq(o: Record<string, unknown>): number {
 export function parseControl(type: number, text: string): ControlMessage | undefined {
   switch (type) {
     case MessageType.AssignedIps: {
-      const o = object(text);
-      const ips = o.proxy_ips;
+      const body = parseReceivedAssignedIps(text);
+      const ips = body.proxy_ips;
       if (!Array.isArray(ips) || ips.length > 16 || !ips.every((ip) => typeof ip === 'string')) {
         throw new ControlMessageError('proxy_ips: expected an array of at most 16 strings');
       }
-      return {
-        type,
-        body: {
-          resource: str(o, 'resource'),
-          domain: str(o, 'domain'),
-          proxy_ips: ips as string[],
-          seq: seq(o),
-        },
-      };
+      return { type, body: { ...body, proxy_ips: ips as string[] } };
     }
     case MessageType.DomainStatus: {
       const o = object(text);
@@ -109,6 +112,15 @@ export function parseControl(type: number, text: string): ControlMessage | undef
     default:
       return undefined;
   }
+}
+
+/**
+ * Reads an `AssignedIps` body the way a gateway receives it: `resource`, `domain` and `seq` strictly, `proxy_ips`
+ * as sent (the gateway checks it against its ranges, answering a precise reason); throws `ControlMessageError`.
+ */
+export function parseReceivedAssignedIps(text: string): ReceivedAssignedIps {
+  const o = object(text);
+  return { resource: str(o, 'resource'), domain: str(o, 'domain'), proxy_ips: o.proxy_ips, seq: seq(o) };
 }
 
 /** The JSON body of a message, checked against the framing's size limit. */
