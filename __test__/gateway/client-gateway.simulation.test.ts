@@ -7,8 +7,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { DnsResourceNat, type NatKey } from '../../ts/client/dns-resource-nat.js';
-import { DomainPattern } from '../../ts/gateway/pattern.js';
 import { GatewayPolicy, type ResolutionResult } from '../../ts/gateway/policy.js';
+import { DomainPattern } from '../../ts/net/pattern.js';
 import { MessageType } from '../../ts/protocol/control.js';
 import { Prng } from '../client/support/prng.js';
 

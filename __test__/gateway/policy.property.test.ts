@@ -8,9 +8,9 @@
 //   peer is never addressed again until it is added back.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { ClientConfig, ResourceConfig } from '../../ts/gateway/config.js';
-import { DomainPattern } from '../../ts/gateway/pattern.js';
+import type { GatewayClient, ResourceConfig } from '../../ts/gateway/config.js';
 import { GatewayPolicy, type PolicyConfig } from '../../ts/gateway/policy.js';
+import { DomainPattern } from '../../ts/net/pattern.js';
 import { MessageType } from '../../ts/protocol/control.js';
 
 const KEYS = ['j94dl3TnzOFymO2TF7GeJ2ev7qTp7QXCk5RbRIehKUA=', 'GORSExdMS2h85XY4zEnCx2eENvcJ4fgwJSDr+o+NdX4='];
@@ -21,7 +21,7 @@ const resources: ResourceConfig[] = [
   { id: 'web', pattern: DomainPattern.parse('*.corp.example'), ipStack: 'dual' },
   { id: 'v4', pattern: DomainPattern.parse('**.corp.example'), ipStack: 'ipv4', ports: ['tcp/80'] },
 ];
-const clients = (allowed: string[][]): ClientConfig[] =>
+const clients = (allowed: string[][]): GatewayClient[] =>
   KEYS.map((k, i) => ({
     id: `c${i}`,
     publicKey: k,

@@ -2,10 +2,8 @@
 // collected and inspected; resolutions are answered by the test, whenever it likes.
 
 import { describe, expect, it } from 'vitest';
-import type { ClientConfig, ResourceConfig } from '../../ts/gateway/config.js';
+import type { GatewayClient, ResourceConfig } from '../../ts/gateway/config.js';
 import { DestinationFilter } from '../../ts/gateway/destination-filter.js';
-import { parseCidr } from '../../ts/gateway/ip.js';
-import { DomainPattern } from '../../ts/gateway/pattern.js';
 import {
   type Command,
   GatewayPolicy,
@@ -13,6 +11,8 @@ import {
   type PolicyOptions,
   type ResolutionResult,
 } from '../../ts/gateway/policy.js';
+import { parseCidr } from '../../ts/net/ip.js';
+import { DomainPattern } from '../../ts/net/pattern.js';
 import { MessageType } from '../../ts/protocol/control.js';
 
 const ALICE = 'j94dl3TnzOFymO2TF7GeJ2ev7qTp7QXCk5RbRIehKUA=';
@@ -37,7 +37,7 @@ function client(
   publicKey: string,
   resources: string[],
   tunnelIps = ['100.64.0.2'],
-): ClientConfig {
+): GatewayClient {
   return { id, publicKey, tunnelIps, resources };
 }
 
@@ -657,7 +657,7 @@ describe('GatewayPolicy: config reload', () => {
     h.policy.setConfig(
       {
         ...cfg,
-        clients: [client('alice', ALICE, ['web', 'v4'], ['100.64.0.9']), cfg.clients[1] as ClientConfig],
+        clients: [client('alice', ALICE, ['web', 'v4'], ['100.64.0.9']), cfg.clients[1] as GatewayClient],
       },
       h.now,
     );
@@ -675,7 +675,7 @@ describe('GatewayPolicy: config reload', () => {
     const h = running();
     const cfg = baseConfig();
     h.policy.setConfig(
-      { ...cfg, clients: [cfg.clients[0] as ClientConfig, client('bob', MALLORY, ['web'], ['100.64.0.3'])] },
+      { ...cfg, clients: [cfg.clients[0] as GatewayClient, client('bob', MALLORY, ['web'], ['100.64.0.3'])] },
       h.now,
     );
     expect(h.drain()).toEqual([

@@ -18,7 +18,7 @@ import { type ClientConfig, loadClientConfig } from './config.js';
 import { DnsResourceNat, type Effect, type NatKey } from './dns-resource-nat.js';
 import { backupPath, ManagedDns, repairAfterCrash } from './managed-dns.js';
 import { nameservers, readResolvConf } from './resolv-conf.js';
-import { type ClientState, loadState, writeState } from './state-file.js';
+import { loadState, type SavedState, writeState } from './state-file.js';
 
 const PROXY_RANGES = ['100.96.0.0/11', 'fd00:2021:1111:8000::/107'];
 /** How long new proxy-IP allocations may wait to be written to the state file together. */
@@ -126,7 +126,7 @@ export async function startClient(
   const log = options.logger ?? pino({ name: 'dnsnat-client' });
   const resolvPath = options.resolvConfPath ?? config.resolvConf;
   const loaded = loadState(config.stateFile);
-  const state: ClientState = loaded.state;
+  const state: SavedState = loaded.state;
   if (loaded.corrupt) {
     log.warn(
       { stateFile: config.stateFile, problem: loaded.corrupt.problem, movedTo: loaded.corrupt.movedTo },

@@ -12,7 +12,7 @@ import {
   socketAddress,
   validate,
 } from '../config/fields.js';
-import { DomainPattern } from '../gateway/pattern.js';
+import { DomainPattern } from '../net/pattern.js';
 
 export interface ClientGateway {
   readonly id: string;

@@ -9,7 +9,8 @@ import { mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileSafely } from '../common/safe-write.js';
 
-export interface ClientState {
+/** What the client's state file holds between runs. */
+export interface SavedState {
   version: 1;
   /** The proxy-IP table as the addon exports it (JSON text). */
   proxyIpTable?: string;
@@ -22,7 +23,7 @@ export class StateFileError extends Error {
 }
 
 /** Reads a state file's text; anything else throws `StateFileError` naming `source` and the field. */
-export function parseState(text: string, source: string): ClientState {
+export function parseState(text: string, source: string): SavedState {
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -36,7 +37,7 @@ export function parseState(text: string, source: string): ClientState {
   if (o.version !== 1) {
     throw new StateFileError(`${source}: version: expected 1, got ${JSON.stringify(o.version) ?? 'nothing'}`);
   }
-  const state: ClientState = { version: 1 };
+  const state: SavedState = { version: 1 };
   if (o.proxyIpTable !== undefined) {
     if (typeof o.proxyIpTable !== 'string') {
       throw new StateFileError(`${source}: proxyIpTable: expected a string`);
@@ -53,7 +54,7 @@ export function parseState(text: string, source: string): ClientState {
 }
 
 export interface LoadedState {
-  state: ClientState;
+  state: SavedState;
   /** Set when the file was not a state file: why, and where it was moved. */
   corrupt?: { problem: string; movedTo: string };
 }
@@ -78,7 +79,7 @@ export function loadState(path: string | undefined, now: Date = new Date()): Loa
   }
 }
 
-export function writeState(path: string | undefined, state: ClientState): void {
+export function writeState(path: string | undefined, state: SavedState): void {
   if (!path) return;
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   writeFileSafely(path, `${JSON.stringify(state, null, 2)}\n`, 0o600);

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { parseIp, parseSocketAddress } from '../gateway/ip.js';
+import { parseIp, parseSocketAddress } from '../net/ip.js';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

@@ -25,8 +25,8 @@ import {
   readPrivateKeyFile,
   socketAddress,
 } from '../config/fields.js';
-import { type Cidr, isTunnelIp, parseCidr, parseIp } from './ip.js';
-import { DomainPattern, PatternError } from './pattern.js';
+import { type Cidr, isTunnelIp, parseCidr, parseIp } from '../net/ip.js';
+import { DomainPattern, PatternError } from '../net/pattern.js';
 
 export type IpStack = 'dual' | 'ipv4' | 'ipv6';
 
@@ -40,7 +40,8 @@ export interface ResourceConfig {
   readonly allowDestinations?: readonly Cidr[];
 }
 
-export interface ClientConfig {
+/** A client as the gateway's configuration lists it (the client's own configuration is `ClientConfig`). */
+export interface GatewayClient {
   readonly id: string;
   readonly publicKey: string;
   /** Canonical addresses, each inside the tunnel ranges. */
@@ -90,7 +91,7 @@ export interface GatewayConfig {
   readonly resolution: ResolutionConfig;
   readonly limits: GatewayLimits;
   readonly resources: readonly ResourceConfig[];
-  readonly clients: readonly ClientConfig[];
+  readonly clients: readonly GatewayClient[];
 }
 
 // One error class for client.yaml and gateway.yaml, so `instanceof ConfigError` from the package works for both.

@@ -14,7 +14,7 @@ import {
   parseIp,
   TUNNEL_V4,
   TUNNEL_V6,
-} from './ip.js';
+} from '../net/ip.js';
 
 /** Why an address is refused. */
 export type RefusedDestination =

@@ -41,6 +41,7 @@
 //   per binding, so the check costs the bindings that are due, never a scan); real addresses the destination
 //   filter refuses (loopback, link-local, metadata, the gateway's own) are never mapped.
 import { DeadlineQueue, DeadlineSlot } from '../common/deadline-queue.js';
+import { compareIps, type Family, type Ip, isProxyIp, parseIp } from '../net/ip.js';
 import {
   ControlMessageError,
   type DomainStatus,
@@ -48,9 +49,8 @@ import {
   parseReceivedAssignedIps,
   type ReceivedAssignedIps,
 } from '../protocol/control.js';
-import type { ClientConfig, IpStack, ResourceConfig } from './config.js';
+import type { GatewayClient, IpStack, ResourceConfig } from './config.js';
 import { DestinationFilter } from './destination-filter.js';
-import { compareIps, type Family, type Ip, isProxyIp, parseIp } from './ip.js';
 import { Histogram } from './metrics.js';
 
 /** What a resolution found; structurally the resolver's `Resolution`. */
@@ -85,7 +85,7 @@ export type Command =
 
 export interface PolicyConfig {
   readonly resources: readonly ResourceConfig[];
-  readonly clients: readonly ClientConfig[];
+  readonly clients: readonly GatewayClient[];
 }
 
 export interface PolicyOptions {
@@ -223,8 +223,9 @@ interface ProxyEntry {
   installed: Installed | undefined;
 }
 
-interface ClientState {
-  cfg: ClientConfig;
+/** What the policy holds for one configured client: its bindings, proxy IPs and resolution share. */
+interface ClientBindings {
+  cfg: GatewayClient;
   allowed: Set<string>;
   readonly bindings: Map<string, Binding>;
   readonly proxies: Map<string, ProxyEntry>;
@@ -304,7 +305,7 @@ export class GatewayPolicy {
 
   private readonly opts: Required<PolicyOptions>;
   private resources = new Map<string, ResourceConfig>();
-  private readonly clients = new Map<string, ClientState>();
+  private readonly clients = new Map<string, ClientBindings>();
   private readonly byKey = new Map<string, string>();
   private readonly domains = new Map<string, DomainState>();
   /** id → domain, in launch order; deadlines are launch time + a constant, so the first is the earliest. */
@@ -589,9 +590,11 @@ export class GatewayPolicy {
 
   /** Validation as in docs/architecture.md#the-gateways-policy, in its order; the first failure is the reason. */
   private validateAssignedIps(
-    client: ClientState | undefined,
+    client: ClientBindings | undefined,
     msg: ReceivedAssignedIps,
-  ): { client: ClientState; resource: ResourceConfig; ips: Ip[] } | { reason: RejectReason; detail: string } {
+  ):
+    | { client: ClientBindings; resource: ResourceConfig; ips: Ip[] }
+    | { reason: RejectReason; detail: string } {
     if (!client) return { reason: 'unknown-client', detail: 'no client with this public key' };
     const resource = this.resources.get(msg.resource);
     if (!resource) return { reason: 'unknown-resource', detail: `no resource "${msg.resource}"` };
@@ -614,7 +617,7 @@ export class GatewayPolicy {
 
   private onAssignedIps(
     publicKey: string,
-    maybeClient: ClientState | undefined,
+    maybeClient: ClientBindings | undefined,
     msg: ReceivedAssignedIps,
     now: number,
   ): void {
@@ -751,7 +754,7 @@ export class GatewayPolicy {
 
   // ---- resolution ----
 
-  private startResolution(ds: DomainState, now: number, requester: ClientState): void {
+  private startResolution(ds: DomainState, now: number, requester: ClientBindings): void {
     if (ds.inflight || this.queue.has(ds.domain)) {
       this.counters.resolutionsJoined++;
       return;
@@ -785,7 +788,7 @@ export class GatewayPolicy {
    * Whether starting a resolution of `ds` for `client` would exceed the client's share of the resolver
    * (counted and logged when it would). Joining one in flight or waiting is free.
    */
-  private overShare(client: ClientState, ds: DomainState): boolean {
+  private overShare(client: ClientBindings, ds: DomainState): boolean {
     if (ds.inflight !== undefined || this.queue.has(ds.domain)) return false;
     if (client.pendingResolutions < this.opts.maxPendingResolutionsPerClient) return false;
     this.counters.resolutionsRefusedForClient++;
@@ -798,7 +801,7 @@ export class GatewayPolicy {
   }
 
   /** Counts a resolution against the budget of the client whose request starts it. */
-  private charge(ds: DomainState, requester: ClientState): void {
+  private charge(ds: DomainState, requester: ClientBindings): void {
     ds.requester = requester.cfg.id;
     requester.pendingResolutions++;
   }
@@ -888,7 +891,7 @@ export class GatewayPolicy {
 
   /** Installs the domain's current knowledge for one client and tells it what changed. */
   private applyToClientDomain(
-    client: ClientState,
+    client: ClientBindings,
     ds: DomainState,
     now: number,
     why: string | undefined,
@@ -905,7 +908,7 @@ export class GatewayPolicy {
   }
 
   /** Sets the desired real address of every proxy IP of a binding: proxy k → sorted real k mod n. */
-  private applyAnswer(client: ClientState, b: Binding, answer: Answer | undefined): void {
+  private applyAnswer(client: ClientBindings, b: Binding, answer: Answer | undefined): void {
     const allow = this.resources.get(b.resourceId)?.allowDestinations;
     let offered = 0;
     let refused = 0;
@@ -941,7 +944,7 @@ export class GatewayPolicy {
     b.refused = refused > 0 && offered === 0;
   }
 
-  private statusAfterChange(client: ClientState, b: Binding, ds: DomainState, why?: string): void {
+  private statusAfterChange(client: ClientBindings, b: Binding, ds: DomainState, why?: string): void {
     if (b.awaiting) {
       this.reply(client, b, ds);
       return;
@@ -963,11 +966,11 @@ export class GatewayPolicy {
     }
   }
 
-  private hasAddress(client: ClientState, b: Binding): boolean {
+  private hasAddress(client: ClientBindings, b: Binding): boolean {
     return b.proxies.some((p) => client.proxies.get(p.text)?.real !== undefined);
   }
 
-  private reply(client: ClientState, b: Binding, ds: DomainState, reason?: string): void {
+  private reply(client: ClientBindings, b: Binding, ds: DomainState, reason?: string): void {
     const active = reason === undefined && this.hasAddress(client, b);
     const body: DomainStatus = {
       resource: b.resourceId,
@@ -1020,13 +1023,13 @@ export class GatewayPolicy {
     return ds;
   }
 
-  private bindingsOf(client: ClientState, domain: string): Binding[] {
+  private bindingsOf(client: ClientBindings, domain: string): Binding[] {
     const keys = client.domains.get(domain);
     if (!keys) return [];
     return [...keys].map((k) => client.bindings.get(k)).filter((b): b is Binding => b !== undefined);
   }
 
-  private lookupProxy(publicKey: string, proxyIp: string): [ClientState, ProxyEntry] | undefined {
+  private lookupProxy(publicKey: string, proxyIp: string): [ClientBindings, ProxyEntry] | undefined {
     const clientId = this.byKey.get(publicKey);
     const client = clientId === undefined ? undefined : this.clients.get(clientId);
     const ip = parseIp(proxyIp);
@@ -1039,7 +1042,7 @@ export class GatewayPolicy {
   }
 
   /** Brings the runtime's mapping of one proxy IP in line with what we want; emits only on change. */
-  private sync(client: ClientState, e: ProxyEntry, now: number): void {
+  private sync(client: ClientBindings, e: ProxyEntry, now: number): void {
     const ports = this.portsOf(e);
     const portsKey = ports === undefined ? '*' : ports.join(',');
     const want: Installed = {
@@ -1083,7 +1086,7 @@ export class GatewayPolicy {
     return [...rules].sort();
   }
 
-  private bindingInvalidReason(client: ClientState, b: Binding): string | undefined {
+  private bindingInvalidReason(client: ClientBindings, b: Binding): string | undefined {
     const r = this.resources.get(b.resourceId);
     if (!r) return 'resource-removed';
     if (!client.allowed.has(r.id)) return 'resource-not-allowed';
@@ -1094,7 +1097,7 @@ export class GatewayPolicy {
 
   /** Drops one binding; proxy IPs no other binding uses lose their mapping and sessions. */
   private removeBinding(
-    client: ClientState,
+    client: ClientBindings,
     b: Binding,
     now: number,
     notifyReason: string | undefined,
@@ -1127,7 +1130,7 @@ export class GatewayPolicy {
     }
   }
 
-  private removeProxy(client: ClientState, e: ProxyEntry): void {
+  private removeProxy(client: ClientBindings, e: ProxyEntry): void {
     client.proxies.delete(e.ip.text);
     this.counters.mappingsRemoved++;
     this.commands.push({
@@ -1139,7 +1142,7 @@ export class GatewayPolicy {
   }
 
   /** Forgets every binding of a client and removes its mappings (and so its sessions). */
-  private resetClient(client: ClientState, _now: number): void {
+  private resetClient(client: ClientBindings, _now: number): void {
     for (const b of client.bindings.values()) this.expiries.cancel(b.expiry);
     for (const e of [...client.proxies.values()]) this.removeProxy(client, e);
     for (const domain of client.domains.keys()) this.releaseDomain(client.cfg.id, domain);
@@ -1147,7 +1150,7 @@ export class GatewayPolicy {
     client.domains.clear();
   }
 
-  private dropClient(client: ClientState): void {
+  private dropClient(client: ClientBindings): void {
     for (const b of client.bindings.values()) this.expiries.cancel(b.expiry);
     for (const domain of client.domains.keys()) this.releaseDomain(client.cfg.id, domain);
     this.clients.delete(client.cfg.id);
@@ -1166,7 +1169,7 @@ export class GatewayPolicy {
     }
   }
 
-  private emitAddPeer(cfg: ClientConfig): void {
+  private emitAddPeer(cfg: GatewayClient): void {
     this.commands.push({
       type: 'add-peer',
       clientId: cfg.id,
@@ -1180,7 +1183,7 @@ export class GatewayPolicy {
    * those that carried traffic since (their NAT sessions say so) to the recent end, and drops the least
    * recently used of the rest. Costs a constant, never a scan of the client's table.
    */
-  private evictLeastRecentlyUsed(client: ClientState, now: number): void {
+  private evictLeastRecentlyUsed(client: ClientBindings, now: number): void {
     const candidates: Array<{ b: Binding; lastUse: number }> = [];
     for (const b of client.bindings.values()) {
       let lastUse = b.assertedAt;

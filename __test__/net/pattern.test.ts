@@ -2,7 +2,7 @@
 // Rust crate's cases, plus a property test against a naive recursive matcher written from DESIGN §3.1.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DomainPattern, isHostname, PatternError } from '../../ts/gateway/pattern.js';
+import { DomainPattern, isHostname, PatternError } from '../../ts/net/pattern.js';
 
 const p = (s: string) => DomainPattern.parse(s);
 
