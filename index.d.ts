@@ -77,7 +77,7 @@ export declare class Tunnel {
   resetPeer(publicKey: string): boolean
   /** Removes a peer; true if it existed. */
   removePeer(publicKey: string): boolean
-  /** Sends a control message (DESIGN §4) to a peer through the tunnel. */
+  /** Sends a control message (docs/architecture.md#control-protocol) to a peer through the tunnel. */
   sendControl(publicKey: string, messageType: number, body: string): void
   /** Client: `buffer` or `pass` packets of a key. */
   gate(gatewayId: string, domain: string, resourceId: string, mode: string): void
@@ -308,7 +308,7 @@ export interface TunnelEvent {
   kind: string
   /** Base64 public key of the peer concerned. */
   peer: string
-  /** Control message type byte (DESIGN §4), for `control`. */
+  /** Control message type byte (docs/architecture.md#control-protocol), for `control`. */
   messageType?: number
   /** Control message JSON body, for `control`. */
   body?: string

@@ -5,6 +5,8 @@
 //! reads counters; every packet stays on the tokio runtime installed below.
 
 mod client;
+mod counters;
+mod events;
 mod keys;
 mod resolver;
 mod runtime;

@@ -30,7 +30,7 @@ pub use proxy_ips::{
     Released, SeedRejection,
 };
 pub use resources::{IpStack, Resource, ResourceError, ResourceTable};
-pub use stub::{DropReason, Stub, StubAction, StubOptions, StubStats, Transport};
+pub use stub::{QueryDropReason, Stub, StubAction, StubOptions, StubStats, Transport};
 pub use tcp_framing::{FrameTooLong, TcpFrameDecoder, encode_frame};
 
 /// TTL of every locally synthesised record: applications re-query at once, so

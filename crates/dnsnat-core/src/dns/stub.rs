@@ -38,7 +38,7 @@ pub enum Transport {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
+pub enum QueryDropReason {
     /// Fewer than 12 bytes: not even a header to reply to.
     Unreadable,
     /// A response (QR set) sent to the stub: never answered, so no reflection loops.
@@ -53,7 +53,7 @@ pub enum StubAction {
     /// unchanged to the client.
     Forward,
     /// Send nothing.
-    Drop(DropReason),
+    Drop(QueryDropReason),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,11 +373,11 @@ impl Stub {
         out.clear();
         let Some(header) = RawHeader::read(query) else {
             self.stats.dropped_unreadable += 1;
-            return StubAction::Drop(DropReason::Unreadable);
+            return StubAction::Drop(QueryDropReason::Unreadable);
         };
         if header.is_response() {
             self.stats.dropped_not_query += 1;
-            return StubAction::Drop(DropReason::NotAQuery);
+            return StubAction::Drop(QueryDropReason::NotAQuery);
         }
         if header.opcode() != u8::from(OpCode::Query) {
             return self.forward();

@@ -362,7 +362,7 @@ pub async fn age_names(client: Arc<ClientRole>, idle_ms: u64) {
 
 /// Drains the stub's events into the tunnel's event stream whenever a query
 /// produced some, at most one batch per `EVENT_BATCH_WINDOW`.
-pub async fn pump_events(client: Arc<ClientRole>, sink: crate::tunnel::EventSinkHandle) {
+pub async fn pump_events(client: Arc<ClientRole>, sink: crate::events::EventSink) {
     client.follow_events(sink.others_pushed());
     let mut last_batch: Option<tokio::time::Instant> = None;
     loop {

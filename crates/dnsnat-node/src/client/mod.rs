@@ -20,10 +20,9 @@ use std::time::{Duration, Instant};
 use dnsnat_core::constants::{is_proxy_v4, is_proxy_v6};
 use dnsnat_core::dns::{Stub, StubEvent};
 use dnsnat_core::gate::{GateMode, GateTable};
-use napi_derive::napi;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::tunnel::TunnelEvent;
+use crate::events::{DnsMatch, TunnelEvent};
 
 /// At most one `pending-traffic` event per key per this interval: the state
 /// machine's own resend gate is 2 s, so more would be noise.
@@ -45,19 +44,10 @@ pub const MAX_FORWARDS: usize = 256;
 pub const MAX_TCP_CONNECTIONS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct GateKey {
+pub struct NatKey {
     pub gateway: String,
     pub domain: String,
     pub resource: String,
-}
-
-/// One resource a DNS query matched, as JavaScript sees it.
-#[napi(object)]
-#[derive(Clone, Debug)]
-pub struct DnsMatch {
-    pub gateway_id: String,
-    pub resource_id: String,
-    pub proxy_ips: Vec<String>,
 }
 
 #[derive(Default)]
@@ -88,14 +78,14 @@ pub struct ClientCounters {
 /// in flight with a stale id finds nothing rather than another key).
 #[derive(Default)]
 pub struct KeyIds {
-    by_key: HashMap<GateKey, u32>,
-    keys: HashMap<u32, GateKey>,
+    by_key: HashMap<NatKey, u32>,
+    keys: HashMap<u32, NatKey>,
     by_domain: HashMap<String, Vec<u32>>,
     next: u32,
 }
 
 impl KeyIds {
-    pub fn intern(&mut self, key: GateKey) -> u32 {
+    pub fn intern(&mut self, key: NatKey) -> u32 {
         if let Some(id) = self.by_key.get(&key) {
             return *id;
         }
@@ -110,7 +100,7 @@ impl KeyIds {
         id
     }
 
-    pub fn get(&self, id: u32) -> Option<&GateKey> {
+    pub fn get(&self, id: u32) -> Option<&NatKey> {
         self.keys.get(&id)
     }
 
@@ -125,7 +115,7 @@ impl KeyIds {
         ids
     }
 
-    fn ids(&self) -> impl Iterator<Item = (u32, &GateKey)> {
+    fn ids(&self) -> impl Iterator<Item = (u32, &NatKey)> {
         self.keys.iter().map(|(id, k)| (*id, k))
     }
 }
@@ -246,14 +236,14 @@ impl ClientRole {
     /// flush, discard); none when its domain holds no proxy IPs (released
     /// while the command was on its way), so a late command never brings back
     /// a key the release forgot.
-    pub fn key_id(&self, key: GateKey) -> Option<u32> {
+    pub fn key_id(&self, key: NatKey) -> Option<u32> {
         self.note_command();
         self.stub().allocator().get(&key.domain)?;
         Some(lock(&self.keys).intern(key))
     }
 
     /// Runs `f` on a key without copying it (the packet path).
-    pub fn with_key<T>(&self, id: u32, f: impl FnOnce(&GateKey) -> T) -> Option<T> {
+    pub fn with_key<T>(&self, id: u32, f: impl FnOnce(&NatKey) -> T) -> Option<T> {
         lock(&self.keys).get(id).map(f)
     }
 
@@ -262,7 +252,7 @@ impl ClientRole {
         lock(&self.keys).keys.len()
     }
 
-    pub fn key(&self, id: u32) -> Option<GateKey> {
+    pub fn key(&self, id: u32) -> Option<NatKey> {
         lock(&self.keys).get(id).cloned()
     }
 
@@ -271,7 +261,7 @@ impl ClientRole {
     /// A clear is also how JavaScript says an entry failed by timeout: the
     /// repeats the last batch held back may already be on their way to it,
     /// behind that change, so they are reported again in the next batch.
-    pub fn key_ids_where(&self, mut pred: impl FnMut(&GateKey) -> bool) -> Vec<u32> {
+    pub fn key_ids_where(&self, mut pred: impl FnMut(&NatKey) -> bool) -> Vec<u32> {
         self.note_command();
         let ids = {
             let keys = lock(&self.keys);
@@ -321,7 +311,7 @@ impl ClientRole {
         let key = {
             let stub = self.stub();
             stub.route_proxy_ip(dst).and_then(|(domain, resources)| {
-                resources.first().map(|r| GateKey {
+                resources.first().map(|r| NatKey {
                     gateway: r.gateway_id.clone(),
                     domain: domain.to_string(),
                     resource: r.id.clone(),
@@ -508,8 +498,8 @@ mod tests {
         ClientRole::new(stub, Vec::new())
     }
 
-    fn key(domain: &str) -> GateKey {
-        GateKey {
+    fn key(domain: &str) -> NatKey {
+        NatKey {
             gateway: "gw".into(),
             domain: domain.into(),
             resource: "r".into(),

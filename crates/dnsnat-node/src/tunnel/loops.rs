@@ -15,12 +15,12 @@ use dnsnat_core::control;
 use dnsnat_core::nat::{ClientNat, MAX_REPLY_LEN, NatConfig, NatEvent, Timestamp, Verdict};
 
 use super::control_budget::{ControlAdmit, ControlBudget};
-use super::counters::{Counters, NatDrops, add, inc};
-use super::events::{EventSink, TunnelEvent};
 use super::io::{BatchSocket, Datagrams, Device, DeviceRx, DeviceTx, SOCKET_BATCH, Socket};
 use super::outbox::{Outbox, count_send};
 use super::peers::{Peer, PeerTable, addresses};
 use crate::client::{ClientRole, is_proxy};
+use crate::counters::{Counters, NatDrops, add, inc};
+use crate::events::{EventSink, TunnelEvent};
 use dnsnat_core::gate::Admit;
 
 /// Smallest room for a packet from a peer: a peer whose MTU is larger than

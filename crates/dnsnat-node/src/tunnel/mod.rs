@@ -6,9 +6,7 @@
 
 mod cidr;
 mod control_budget;
-mod counters;
 mod device;
-mod events;
 mod io;
 mod loops;
 mod outbox;
@@ -30,13 +28,14 @@ use dnsnat_core::nat::{ClientNat, Mapping, PortFilter, PortRule, Timestamp};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::events;
+pub use crate::events::TunnelEvent;
 pub use cidr::Cidr;
-pub use events::{EventSink as EventSinkHandle, TunnelEvent};
 
 use crate::client::table::{self, ResourceSpec};
-use crate::client::{ClientRole, GateKey, dns_server};
+use crate::client::{ClientRole, NatKey, dns_server};
+use crate::counters::{self, Counters};
 use crate::keys;
-use counters::Counters;
 use dnsnat_core::constants::{
     PROXY_V4_NET, PROXY_V4_PREFIX, PROXY_V6_NET, PROXY_V6_PREFIX, SENTINEL_V4, SENTINEL_V6,
 };
@@ -577,8 +576,8 @@ impl Tunnel {
             .ok_or_else(|| Error::new(Status::GenericFailure, "tunnel has no client role"))
     }
 
-    fn key(gateway_id: String, domain: String, resource_id: String) -> GateKey {
-        GateKey {
+    fn key(gateway_id: String, domain: String, resource_id: String) -> NatKey {
+        NatKey {
             gateway: gateway_id,
             domain: domain.trim_end_matches('.').to_ascii_lowercase(),
             resource: resource_id,

@@ -12,8 +12,8 @@
 use std::io;
 use std::net::SocketAddr;
 
-use super::counters::{Counters, add, inc};
 use super::io::Socket;
+use crate::counters::{Counters, add, inc};
 
 /// The largest group: a UDP payload must fit an IP packet's 16-bit length.
 const MAX_GROUP_BYTES: usize = 65_000;

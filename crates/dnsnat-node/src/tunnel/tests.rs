@@ -21,11 +21,11 @@ use dnsnat_core::pattern::Pattern;
 use tokio::sync::mpsc;
 
 use super::cidr::Cidr;
-use super::counters::Counters;
-use super::events::{EventSink, TunnelEvent};
 use super::io::{DEVICE_BATCH, Datagrams, Device, DeviceRx, DeviceTx, SOCKET_BATCH, Socket};
 use super::loops::{self, PeerSpec, Shared};
-use crate::client::{ClientRole, GateKey};
+use crate::client::{ClientRole, NatKey};
+use crate::counters::Counters;
+use crate::events::{EventSink, TunnelEvent};
 
 /// A datagram group on the fake network: the bytes of one GSO send and its
 /// segment size, delivered whole, as GRO would.
@@ -505,7 +505,7 @@ async fn the_client_buffers_a_new_domain_until_its_gate_opens_then_flushes_in_or
     nothing(&mut g.written).await;
 
     let id = role
-        .key_id(GateKey {
+        .key_id(NatKey {
             gateway: "gw1".into(),
             domain: "app.corp.example".into(),
             resource: "web".into(),

@@ -330,7 +330,7 @@ fn malformed_queries_get_formerr_or_a_counted_drop() {
     for short in [&[][..], &[1, 2, 3], &[0; 11]] {
         assert_eq!(
             s.handle_query(short, Transport::Udp, &mut out),
-            StubAction::Drop(DropReason::Unreadable)
+            StubAction::Drop(QueryDropReason::Unreadable)
         );
     }
     assert_eq!(s.stats().dropped_unreadable, 3);
@@ -376,7 +376,7 @@ fn malformed_queries_get_formerr_or_a_counted_drop() {
     resp[2] |= 0x80;
     assert_eq!(
         s.handle_query(&resp, Transport::Udp, &mut out),
-        StubAction::Drop(DropReason::NotAQuery)
+        StubAction::Drop(QueryDropReason::NotAQuery)
     );
     assert!(out.is_empty());
     assert_eq!(s.stats().dropped_not_query, 1);

@@ -16,7 +16,7 @@ use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 use tokio::sync::mpsc;
 
-use super::counters::{Counters, inc};
+use crate::counters::{Counters, inc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,6 +24,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const QUEUE: usize = 4096;
 /// Largest batch handed to JavaScript in one call.
 const MAX_BATCH: usize = 256;
+
+/// One resource a DNS query matched, as JavaScript sees it.
+#[napi(object)]
+#[derive(Clone, Debug)]
+pub struct DnsMatch {
+    pub gateway_id: String,
+    pub resource_id: String,
+    pub proxy_ips: Vec<String>,
+}
 
 /// One control-plane event.
 #[napi(object)]
@@ -49,7 +58,7 @@ pub struct TunnelEvent {
     /// Client: `dns-query` allocated the domain's proxy IPs (persist the table).
     pub newly_allocated: Option<bool>,
     /// Client: the resources a `dns-query` matched, with their proxy IPs.
-    pub matches: Option<Vec<crate::client::DnsMatch>>,
+    pub matches: Option<Vec<DnsMatch>>,
     /// Client: how many non-resource queries a `queries-seen` stands for.
     pub count: Option<f64>,
     /// Client: the key of `pending-traffic` (traffic waits in a buffer).
