@@ -41,7 +41,7 @@
 //   per binding, so the check costs the bindings that are due, never a scan); real addresses the destination
 //   filter refuses (loopback, link-local, metadata, the gateway's own) are never mapped.
 import { DeadlineQueue, DeadlineSlot } from '../common/deadline-queue.js';
-import { compareIps, type Family, type Ip, isProxyIp, parseIp } from '../net/ip.js';
+import { type Ip, parseIp } from '../net/ip.js';
 import {
   ControlMessageError,
   type DomainStatus,
@@ -49,254 +49,49 @@ import {
   parseReceivedAssignedIps,
   type ReceivedAssignedIps,
 } from '../protocol/control.js';
-import type { GatewayClient, IpStack, ResourceConfig } from './config.js';
+import type { GatewayClient, ResourceConfig } from './config.js';
 import { DestinationFilter } from './destination-filter.js';
 import { Histogram } from './metrics.js';
+import { answerCovers, checkProxyIps, sameIps, sortedIps } from './policy/proxy-ips.js';
+import {
+  type Answer,
+  type Binding,
+  type BindingRef,
+  type BindingSnapshot,
+  bindingKey,
+  bump,
+  type ClientBindings,
+  type Command,
+  type DomainState,
+  emptyCounters,
+  type Installed,
+  type LogLevel,
+  normalizeDomain,
+  type PolicyConfig,
+  type PolicyCounters,
+  type PolicyOptions,
+  type ProxyEntry,
+  type RejectReason,
+  type ResolutionResult,
+  stackAllows,
+} from './policy/types.js';
 
-/** What a resolution found; structurally the resolver's `Resolution`. */
-export interface ResolutionResult {
-  readonly outcome: 'ok' | 'nxdomain' | 'no-records' | 'timeout' | 'error';
-  readonly ipv4: readonly string[];
-  readonly ipv6: readonly string[];
-  readonly ttlSeconds: number;
-  readonly error?: string;
-}
-
-export type DomainStatusValue = DomainStatus['status'];
-
-export type LogLevel = 'debug' | 'info' | 'warn';
-
-export type Command =
-  | { type: 'add-peer'; clientId: string; publicKey: string; allowedIps: string[] }
-  | { type: 'remove-peer'; clientId: string; publicKey: string }
-  | {
-      type: 'set-mapping';
-      clientId: string;
-      publicKey: string;
-      proxyIp: string;
-      realIp?: string;
-      ttlMs?: number;
-      ports?: string[];
-    }
-  | { type: 'remove-mapping'; clientId: string; publicKey: string; proxyIp: string }
-  | { type: 'send-status'; clientId: string | undefined; publicKey: string; body: DomainStatus }
-  | { type: 'resolve'; id: number; domain: string }
-  | { type: 'log'; level: LogLevel; msg: string; fields: Record<string, unknown> };
-
-export interface PolicyConfig {
-  readonly resources: readonly ResourceConfig[];
-  readonly clients: readonly GatewayClient[];
-}
-
-export interface PolicyOptions {
-  /** Deadline of one resolution. Default 10,000 ms. */
-  resolveTimeoutMs?: number;
-  /** Resolutions at once. Default 1,000. */
-  maxInFlight?: number;
-  /** Domains waiting for a slot before resolutions are refused. Default 10,000. */
-  maxQueued?: number;
-  /** First self-healing backoff step. Default 1,000 ms. */
-  healInitialMs?: number;
-  /** Largest self-healing backoff step. Default 30,000 ms. */
-  healMaxMs?: number;
-  /** Upper bound on how long NXDOMAIN / no records is believed. Default 30,000 ms. */
-  maxNegativeCacheMs?: number;
-  /** (domain, resource) pairs one client holds; a new one beyond evicts the least recently used. Default 10,000. */
-  maxBindingsPerClient?: number;
-  /** Resolutions one client may have started (in flight or waiting); beyond, `resolver-busy`. Default 100. */
-  maxPendingResolutionsPerClient?: number;
-  /** A binding unused this long is dropped. Default one hour. */
-  bindingIdleMs?: number;
-  /**
-   * How long the runtime's mapping of a proxy IP has gone unused (0 while a NAT session goes through it), or
-   * null/undefined when it has none. Default: none known, so a binding is idle from its last `AssignedIps`.
-   */
-  mappingIdleMs?: (publicKey: string, proxyIp: string) => number | null | undefined;
-  /** Which real addresses may be mapped. Default a filter that knows no gateway addresses yet. */
-  destinations?: DestinationFilter;
-}
-
-/** Why an `AssignedIps` was refused (also the `reason` of the `inactive` reply). */
-export type RejectReason =
-  | 'unknown-client'
-  | 'unknown-resource'
-  | 'resource-not-allowed'
-  | 'domain-not-matching'
-  | 'proxy-ip-count'
-  | 'proxy-ip-invalid'
-  | 'proxy-ip-out-of-range'
-  | 'proxy-ip-duplicate'
-  | 'proxy-ip-stack'
-  | 'resolver-busy';
-
-export interface PolicyCounters {
-  assignedIpsAccepted: number;
-  assignedIpsDuplicate: number;
-  assignedIpsRejected: Record<string, number>;
-  controlMalformed: number;
-  controlIgnored: number;
-  goodbyes: number;
-  renumberResets: number;
-  bindingsExpired: number;
-  /** Bindings dropped to make room for a new one (the client held its limit). */
-  bindingsEvicted: number;
-  destinationsRefused: number;
-  resolutionsRefusedForClient: number;
-  statusesSent: { active: number; inactive: number };
-  unsolicitedStatuses: number;
-  resolutionsStarted: number;
-  resolutionsJoined: number;
-  resolutionsQueued: number;
-  resolutionsRefused: number;
-  resolutionOutcomes: Record<string, number>;
-  resolutionDeadlines: number;
-  lateAnswers: number;
-  cacheHits: number;
-  negativeCacheHits: number;
-  healResolutions: number;
-  healSuppressed: number;
-  refreshResolutions: number;
-  unknownProxyEvents: number;
-  mappingsSet: number;
-  mappingsRemoved: number;
-  policyRemovals: number;
-}
-
-interface Answer {
-  readonly ipv4: readonly Ip[];
-  readonly ipv6: readonly Ip[];
-  readonly expiresAt: number;
-}
-
-interface DomainState {
-  readonly domain: string;
-  /** Clients with at least one binding for this domain. */
-  readonly users: Set<string>;
-  inflight: { id: number; startedAt: number; deadline: number } | undefined;
-  /** The last answer with addresses; kept past its TTL only to keep working mappings on a timeout. */
-  answer: Answer | undefined;
-  negative: { reason: string; until: number } | undefined;
-  /** Why the domain is not usable, for `inactive` replies. */
-  lastFailure: string | undefined;
-  healNextAt: number;
-  healStepMs: number;
-  /** The client whose request started the pending resolution (it counts against that client's budget). */
-  requester: string | undefined;
-}
-
-interface Binding {
-  readonly key: string;
-  readonly domain: string;
-  readonly resourceId: string;
-  /** Canonical, in ascending numeric order (IPv4 first). */
-  readonly proxies: readonly Ip[];
-  seq: number;
-  /** An `AssignedIps` waits for its answer. */
-  awaiting: boolean;
-  lastStatus: DomainStatusValue | undefined;
-  /** The last answer had addresses for this binding, all refused by the destination filter. */
-  refused: boolean;
-  /** When the client last sent an `AssignedIps` for it. */
-  assertedAt: number;
-  /** Its place in the expiry queue. */
-  readonly expiry: DeadlineSlot<BindingRef>;
-}
-
-/** How the expiry queue names a binding: it may be gone (or replaced) by the time its deadline comes. */
-interface BindingRef {
-  readonly clientId: string;
-  readonly key: string;
-}
-
-interface Installed {
-  real: string | undefined;
-  expiresAt: number | undefined;
-  portsKey: string;
-}
-
-interface ProxyEntry {
-  readonly ip: Ip;
-  readonly domain: string;
-  readonly bindings: Set<string>;
-  real: string | undefined;
-  expiresAt: number | undefined;
-  installed: Installed | undefined;
-}
-
-/** What the policy holds for one configured client: its bindings, proxy IPs and resolution share. */
-interface ClientBindings {
-  cfg: GatewayClient;
-  allowed: Set<string>;
-  readonly bindings: Map<string, Binding>;
-  readonly proxies: Map<string, ProxyEntry>;
-  /** domain → binding keys */
-  readonly domains: Map<string, Set<string>>;
-  /** Resolutions this client started that are in flight or waiting. */
-  pendingResolutions: number;
-}
-
-/** One (client, domain, resource) as `dnsnat status` shows it. */
-export interface BindingSnapshot {
-  client: string;
-  domain: string;
-  resource: string;
-  status: DomainStatusValue | undefined;
-  awaiting: boolean;
-  seq: number;
-  mappings: Array<{ proxyIp: string; realIp?: string }>;
-}
-
-export function normalizeDomain(domain: string): string {
-  const lower = domain.toLowerCase();
-  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
-}
+export { checkProxyIps } from './policy/proxy-ips.js';
+export type {
+  BindingSnapshot,
+  Command,
+  DomainStatusValue,
+  LogLevel,
+  PolicyConfig,
+  PolicyCounters,
+  PolicyOptions,
+  RejectReason,
+  ResolutionResult,
+} from './policy/types.js';
+export { normalizeDomain } from './policy/types.js';
 
 /** Bindings looked at to choose one to evict: enough to step over a few still carrying traffic. */
 const EVICTION_CANDIDATES = 8;
-
-const bindingKey = (domain: string, resourceId: string) => `${domain}\n${resourceId}`;
-
-function stackAllows(stack: IpStack, family: Family): boolean {
-  return stack === 'dual' || (stack === 'ipv4' ? family === 4 : family === 6);
-}
-
-function emptyCounters(): PolicyCounters {
-  return {
-    assignedIpsAccepted: 0,
-    assignedIpsDuplicate: 0,
-    assignedIpsRejected: {},
-    controlMalformed: 0,
-    controlIgnored: 0,
-    goodbyes: 0,
-    renumberResets: 0,
-    bindingsExpired: 0,
-    bindingsEvicted: 0,
-    destinationsRefused: 0,
-    resolutionsRefusedForClient: 0,
-    statusesSent: { active: 0, inactive: 0 },
-    unsolicitedStatuses: 0,
-    resolutionsStarted: 0,
-    resolutionsJoined: 0,
-    resolutionsQueued: 0,
-    resolutionsRefused: 0,
-    resolutionOutcomes: {},
-    resolutionDeadlines: 0,
-    lateAnswers: 0,
-    cacheHits: 0,
-    negativeCacheHits: 0,
-    healResolutions: 0,
-    healSuppressed: 0,
-    refreshResolutions: 0,
-    unknownProxyEvents: 0,
-    mappingsSet: 0,
-    mappingsRemoved: 0,
-    policyRemovals: 0,
-  };
-}
-
-const bump = (r: Record<string, number>, k: string) => {
-  r[k] = (r[k] ?? 0) + 1;
-};
 
 export class GatewayPolicy {
   readonly counters: PolicyCounters = emptyCounters();
@@ -1247,58 +1042,4 @@ export class GatewayPolicy {
   private log(level: LogLevel, msg: string, fields: Record<string, unknown>): void {
     this.commands.push({ type: 'log', level, msg, fields });
   }
-}
-
-function answerCovers(answer: Answer, family: Family): boolean {
-  return (family === 4 ? answer.ipv4 : answer.ipv6).length > 0;
-}
-
-function sortedIps(texts: readonly string[], family: Family): Ip[] {
-  const seen = new Map<string, Ip>();
-  for (const t of texts) {
-    const ip = parseIp(t);
-    if (ip && ip.family === family) seen.set(ip.text, ip);
-  }
-  return [...seen.values()].sort(compareIps);
-}
-
-function sameIps(a: readonly Ip[], b: readonly Ip[]): boolean {
-  return a.length === b.length && a.every((ip, i) => ip.text === b[i]?.text);
-}
-
-/** Validation (docs/architecture.md#the-gateways-policy): 4 or 8 distinct proxy IPs, inside the proxy ranges, 0 or 4 per family, of the resource's stack. */
-export function checkProxyIps(
-  value: unknown,
-  stack: IpStack,
-): { ips: Ip[] } | { reason: RejectReason; detail: string } {
-  if (!Array.isArray(value) || (value.length !== 4 && value.length !== 8)) {
-    const n = Array.isArray(value) ? `${value.length}` : 'no list';
-    return { reason: 'proxy-ip-count', detail: `expected 4 or 8 proxy IPs, got ${n}` };
-  }
-  const ips: Ip[] = [];
-  const seen = new Set<string>();
-  for (const v of value) {
-    const ip = typeof v === 'string' ? parseIp(v) : undefined;
-    if (!ip) return { reason: 'proxy-ip-invalid', detail: `not an IP address: ${JSON.stringify(v)}` };
-    if (!isProxyIp(ip)) {
-      return {
-        reason: 'proxy-ip-out-of-range',
-        detail: `${ip.text} is outside 100.96.0.0/11 and fd00:2021:1111:8000::/107`,
-      };
-    }
-    if (seen.has(ip.text)) return { reason: 'proxy-ip-duplicate', detail: `${ip.text} appears twice` };
-    seen.add(ip.text);
-    if (!stackAllows(stack, ip.family)) {
-      return { reason: 'proxy-ip-stack', detail: `${ip.text} is IPv${ip.family}, the resource is ${stack}` };
-    }
-    ips.push(ip);
-  }
-  const v4 = ips.filter((i) => i.family === 4).length;
-  if (v4 !== 0 && v4 !== 4) {
-    return {
-      reason: 'proxy-ip-count',
-      detail: `expected 0 or 4 per family, got ${v4} IPv4 and ${ips.length - v4} IPv6`,
-    };
-  }
-  return { ips: ips.sort(compareIps) };
 }
