@@ -24,8 +24,9 @@ import { parseSocketAddress, TUNNEL_V4, TUNNEL_V6 } from '../net/ip.js';
 import { encodeControl, MessageType } from '../protocol/control.js';
 import { ConfigError, type GatewayConfig, loadGatewayConfig, parseGatewayConfig } from './config.js';
 import { DestinationFilter } from './destination-filter.js';
+import { gatewayMetricFamilies } from './gateway-metrics.js';
 import { HostForwarding } from './host-forwarding.js';
-import { type MetricFamily, metricName, renderPrometheus } from './metrics.js';
+import { renderPrometheus } from './metrics.js';
 import { type BindingSnapshot, type Command, GatewayPolicy, type ResolutionResult } from './policy.js';
 import { GatewayResolver } from './resolver.js';
 
@@ -409,200 +410,27 @@ export async function startGateway(
   // ---- metrics ----
 
   const metricsText = (): string => {
-    const p = policy as GatewayPolicy;
-    const k = p.counters;
-    const c = (
-      name: string,
-      help: string,
-      value: number,
-      type: 'counter' | 'gauge' = 'counter',
-    ): MetricFamily => ({
-      name,
-      help,
-      type,
-      samples: [{ value }],
-    });
-    const families: MetricFamily[] = [
-      {
-        name: 'dnsnat_gateway_assigned_ips_total',
-        help: 'AssignedIps messages by result (and rejection reason).',
-        type: 'counter',
-        samples: [
-          { labels: { result: 'accepted' }, value: k.assignedIpsAccepted },
-          { labels: { result: 'duplicate' }, value: k.assignedIpsDuplicate },
-          ...Object.entries(k.assignedIpsRejected).map(([reason, value]) => ({
-            labels: { result: 'rejected', reason },
-            value,
-          })),
-        ],
-      },
-      c(
-        'dnsnat_gateway_control_malformed_total',
-        'Control messages dropped because their body failed validation.',
-        k.controlMalformed,
-      ),
-      c(
-        'dnsnat_gateway_control_ignored_total',
-        'Control messages of a type the gateway does not handle.',
-        k.controlIgnored,
-      ),
-      {
-        name: 'dnsnat_gateway_domain_status_sent_total',
-        help: 'DomainStatus messages sent, by status.',
-        type: 'counter',
-        samples: [
-          { labels: { status: 'active' }, value: k.statusesSent.active },
-          { labels: { status: 'inactive' }, value: k.statusesSent.inactive },
-        ],
-      },
-      c(
-        'dnsnat_gateway_unsolicited_status_total',
-        'DomainStatus sent without a request (healed or lost).',
-        k.unsolicitedStatuses,
-      ),
-      c(
-        'dnsnat_gateway_renumber_resets_total',
-        'Clients reset because they re-assigned a proxy IP.',
-        k.renumberResets,
-      ),
-      c('dnsnat_gateway_resolutions_started_total', 'Resolutions started.', k.resolutionsStarted),
-      c(
-        'dnsnat_gateway_resolutions_joined_total',
-        'Requests that joined a resolution already in flight.',
-        k.resolutionsJoined,
-      ),
-      c(
-        'dnsnat_gateway_resolutions_queued_total',
-        'Resolutions that waited for a free slot.',
-        k.resolutionsQueued,
-      ),
-      c(
-        'dnsnat_gateway_resolutions_refused_total',
-        'Resolutions refused: in-flight and queue full.',
-        k.resolutionsRefused,
-      ),
-      c(
-        'dnsnat_gateway_resolution_deadlines_total',
-        'Resolutions ended by the policy deadline.',
-        k.resolutionDeadlines,
-      ),
-      c(
-        'dnsnat_gateway_resolution_late_answers_total',
-        'Answers that arrived after their deadline.',
-        k.lateAnswers,
-      ),
-      {
-        name: 'dnsnat_gateway_resolutions_total',
-        help: 'Finished resolutions by outcome.',
-        type: 'counter',
-        samples: Object.entries(k.resolutionOutcomes).map(([outcome, value]) => ({
-          labels: { outcome },
-          value,
-        })),
-      },
-      c('dnsnat_gateway_resolution_cache_hits_total', 'Requests served from a cached answer.', k.cacheHits),
-      c(
-        'dnsnat_gateway_resolution_negative_cache_hits_total',
-        'Requests served from a cached NXDOMAIN/no records.',
-        k.negativeCacheHits,
-      ),
-      c(
-        'dnsnat_gateway_heal_resolutions_total',
-        'Resolutions started by traffic to an unmapped proxy IP.',
-        k.healResolutions,
-      ),
-      c(
-        'dnsnat_gateway_heal_suppressed_total',
-        'Unmapped-traffic events inside the backoff.',
-        k.healSuppressed,
-      ),
-      c(
-        'dnsnat_gateway_refresh_resolutions_total',
-        'Resolutions started by a mapping used past its TTL.',
-        k.refreshResolutions,
-      ),
-      c(
-        'dnsnat_gateway_unknown_proxy_events_total',
-        'Runtime events for a proxy IP the policy does not hold.',
-        k.unknownProxyEvents,
-      ),
-      c('dnsnat_gateway_policy_removals_total', 'Domains removed by a config change.', k.policyRemovals),
-      c('dnsnat_gateway_resolutions_in_flight', 'Resolutions running now.', p.inFlight(), 'gauge'),
-      c('dnsnat_gateway_resolutions_waiting', 'Domains waiting for a resolution slot.', p.queued(), 'gauge'),
-      c('dnsnat_gateway_mappings', 'Registered proxy IPs over all clients.', p.mappingCount(), 'gauge'),
-      c('dnsnat_gateway_command_errors_total', 'Runtime commands that failed.', shellCounters.commandErrors),
-      c(
-        'dnsnat_gateway_handler_errors_total',
-        'Tunnel events whose handling threw (logged, dropped).',
-        shellCounters.handlerErrors,
-      ),
-      c(
-        'dnsnat_gateway_log_lines_suppressed_total',
-        'Log lines over their rate limit.',
-        logLimiter.suppressed,
-      ),
-      c('dnsnat_gateway_bindings_expired_total', 'Bindings dropped after going idle.', k.bindingsExpired),
-      c(
-        'dnsnat_gateway_bindings_evicted_total',
-        'Bindings dropped to make room for a new one (the client held its limit).',
-        k.bindingsEvicted,
-      ),
-      c(
-        'dnsnat_gateway_destinations_refused_total',
-        'Resolved addresses the destination filter refused.',
-        k.destinationsRefused,
-      ),
-      c(
-        'dnsnat_gateway_client_resolutions_refused_total',
-        'Resolutions refused because the client had its share pending.',
-        k.resolutionsRefusedForClient,
-      ),
-      {
-        name: 'dnsnat_gateway_bindings',
-        help: 'Bindings (domain, resource) each client holds.',
-        type: 'gauge',
-        samples: config.clients.map((cl) => ({ labels: { client: cl.id }, value: p.bindingCount(cl.id) })),
-      },
-      c(
-        'dnsnat_gateway_event_loop_lag_p99_seconds',
-        'Event loop delay, 99th percentile over the last 10 s window.',
-        Math.max(lagWindow.p99, lag.percentile(99) / 1e9),
-        'gauge',
-      ),
-      c(
-        'dnsnat_gateway_event_loop_lag_max_seconds',
-        'Event loop delay, maximum over the last 10 s window.',
-        Math.max(lagWindow.max, lag.max / 1e9),
-        'gauge',
-      ),
-      {
-        name: 'dnsnat_gateway_config_reloads_total',
-        help: 'Config reloads by result.',
-        type: 'counter',
-        samples: [
-          { labels: { result: 'applied' }, value: shellCounters.reloadsOk },
-          { labels: { result: 'rejected' }, value: shellCounters.reloadsRejected },
-        ],
-      },
-      {
-        name: 'dnsnat_gateway_resolution_duration_seconds',
-        help: 'Time from starting a resolution to its answer.',
-        type: 'histogram',
-        histogram: p.latency,
-      },
-    ];
+    let tunnelCounters: Record<string, number> = {};
     if (!stopped) {
-      let tc: Record<string, number> = {};
       try {
-        tc = tunnel.counters();
+        tunnelCounters = tunnel.counters();
       } catch {
         // stopped underneath us
       }
-      for (const [name, value] of Object.entries(tc).sort(([a], [b]) => a.localeCompare(b))) {
-        families.push(c(metricName(`dnsnat_tunnel_${name}_total`), `Tunnel counter ${name}.`, value));
-      }
     }
-    return renderPrometheus(families);
+    return renderPrometheus(
+      gatewayMetricFamilies({
+        policy: policy as GatewayPolicy,
+        clients: config.clients,
+        shell: shellCounters,
+        logLinesSuppressed: logLimiter.suppressed,
+        lag: {
+          p99Seconds: Math.max(lagWindow.p99, lag.percentile(99) / 1e9),
+          maxSeconds: Math.max(lagWindow.max, lag.max / 1e9),
+        },
+        tunnelCounters,
+      }),
+    );
   };
 
   let server: Server | undefined;
