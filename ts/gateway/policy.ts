@@ -53,6 +53,7 @@ import type { GatewayClient, ResourceConfig } from './config.js';
 import { DestinationFilter } from './destination-filter.js';
 import { Histogram } from './metrics.js';
 import { answerCovers, checkProxyIps, sameIps, sortedIps } from './policy/proxy-ips.js';
+import { ResolverSlots } from './policy/resolver-slots.js';
 import {
   type Answer,
   type Binding,
@@ -103,15 +104,11 @@ export class GatewayPolicy {
   private readonly clients = new Map<string, ClientBindings>();
   private readonly byKey = new Map<string, string>();
   private readonly domains = new Map<string, DomainState>();
-  /** id → domain, in launch order; deadlines are launch time + a constant, so the first is the earliest. */
-  private readonly inflight = new Map<number, string>();
-  /** Domains waiting for a slot, oldest first. */
-  private readonly queue = new Set<string>();
+  private readonly slots: ResolverSlots;
   /** Bindings by the time they may have gone idle. */
   private readonly expiries = new DeadlineQueue<BindingRef>();
   private readonly commands: Command[] = [];
   private commandHead = 0;
-  private nextId = 0;
 
   constructor(config: PolicyConfig, options: PolicyOptions = {}, now = 0) {
     this.opts = {
@@ -127,6 +124,7 @@ export class GatewayPolicy {
       mappingIdleMs: options.mappingIdleMs ?? (() => undefined),
       destinations: options.destinations ?? new DestinationFilter(),
     };
+    this.slots = new ResolverSlots(this.opts.maxInFlight, this.opts.maxQueued, this.opts.resolveTimeoutMs);
     this.setConfig(config, now);
   }
 
@@ -148,22 +146,14 @@ export class GatewayPolicy {
   /** The earliest resolution deadline or binding expiry check, if any. */
   pollTimeout(): number | undefined {
     const expiry = this.expiries.earliest();
-    for (const domain of this.inflight.values()) {
-      const deadline = this.domains.get(domain)?.inflight?.deadline;
-      if (deadline !== undefined) return expiry === undefined ? deadline : Math.min(deadline, expiry);
-    }
-    return expiry;
+    const deadline = this.slots.earliestDeadline((d) => this.domains.get(d));
+    if (deadline === undefined) return expiry;
+    return expiry === undefined ? deadline : Math.min(deadline, expiry);
   }
 
   handleTimeout(now: number): void {
     this.expireIdleBindings(now);
-    for (const [id, domain] of this.inflight) {
-      const ds = this.domains.get(domain);
-      if (!ds?.inflight || ds.inflight.id !== id) {
-        this.inflight.delete(id);
-        continue;
-      }
-      if (ds.inflight.deadline > now) break;
+    for (const ds of this.slots.overdue(now, (d) => this.domains.get(d))) {
       this.counters.resolutionDeadlines++;
       this.finishResolution(
         ds,
@@ -180,11 +170,11 @@ export class GatewayPolicy {
   }
 
   inFlight(): number {
-    return this.inflight.size;
+    return this.slots.inFlight;
   }
 
   queued(): number {
-    return this.queue.size;
+    return this.slots.waiting;
   }
 
   /** Bindings a client holds now. */
@@ -295,7 +285,7 @@ export class GatewayPolicy {
     if (!found) return;
     const [client, entry] = found;
     const ds = this.domainState(entry.domain);
-    if (ds.inflight || this.queue.has(ds.domain)) {
+    if (this.slots.pending(ds)) {
       this.counters.resolutionsJoined++;
       return;
     }
@@ -315,11 +305,11 @@ export class GatewayPolicy {
 
   /** The answer to a `resolve` command. */
   onResolution(id: number, result: ResolutionResult, now: number): void {
-    const domain = this.inflight.get(id);
+    const domain = this.slots.domainOf(id);
     const ds = domain === undefined ? undefined : this.domains.get(domain);
     if (!ds?.inflight || ds.inflight.id !== id) {
       this.counters.lateAnswers++;
-      this.inflight.delete(id);
+      this.slots.finish(id);
       return;
     }
     this.finishResolution(ds, result, now);
@@ -550,26 +540,25 @@ export class GatewayPolicy {
   // ---- resolution ----
 
   private startResolution(ds: DomainState, now: number, requester: ClientBindings): void {
-    if (ds.inflight || this.queue.has(ds.domain)) {
+    if (this.slots.pending(ds)) {
       this.counters.resolutionsJoined++;
       return;
     }
-    if (this.inflight.size < this.opts.maxInFlight) {
+    if (this.slots.hasFreeSlot()) {
       this.charge(ds, requester);
       this.launch(ds, now);
       return;
     }
-    if (this.queue.size < this.opts.maxQueued) {
+    if (this.slots.enqueue(ds.domain)) {
       this.counters.resolutionsQueued++;
       this.charge(ds, requester);
-      this.queue.add(ds.domain);
       return;
     }
     this.counters.resolutionsRefused++;
     this.log('warn', 'too many resolutions; refused', {
       domain: ds.domain,
-      inFlight: this.inflight.size,
-      queued: this.queue.size,
+      inFlight: this.slots.inFlight,
+      queued: this.slots.waiting,
     });
     ds.lastFailure = 'resolver-busy';
     for (const clientId of ds.users) {
@@ -584,7 +573,7 @@ export class GatewayPolicy {
    * (counted and logged when it would). Joining one in flight or waiting is free.
    */
   private overShare(client: ClientBindings, ds: DomainState): boolean {
-    if (ds.inflight !== undefined || this.queue.has(ds.domain)) return false;
+    if (this.slots.pending(ds)) return false;
     if (client.pendingResolutions < this.opts.maxPendingResolutionsPerClient) return false;
     this.counters.resolutionsRefusedForClient++;
     this.log('warn', 'client has too many resolutions pending; refused', {
@@ -610,18 +599,14 @@ export class GatewayPolicy {
   }
 
   private launch(ds: DomainState, now: number): void {
-    const id = ++this.nextId;
-    ds.inflight = { id, startedAt: now, deadline: now + this.opts.resolveTimeoutMs };
-    this.inflight.set(id, ds.domain);
+    const id = this.slots.launch(ds, now);
     this.counters.resolutionsStarted++;
     this.commands.push({ type: 'resolve', id, domain: ds.domain });
   }
 
   /** Starts queued resolutions while slots are free. */
   private pump(now: number): void {
-    while (this.inflight.size < this.opts.maxInFlight && this.queue.size > 0) {
-      const domain = this.queue.values().next().value as string;
-      this.queue.delete(domain);
+    for (const domain of this.slots.startable()) {
       const ds = this.domains.get(domain);
       if (ds && !ds.inflight && ds.users.size > 0) this.launch(ds, now);
       else if (ds) this.refund(ds);
@@ -630,7 +615,7 @@ export class GatewayPolicy {
 
   private finishResolution(ds: DomainState, r: ResolutionResult, now: number): void {
     const started = ds.inflight?.startedAt ?? now;
-    if (ds.inflight) this.inflight.delete(ds.inflight.id);
+    if (ds.inflight) this.slots.finish(ds.inflight.id);
     ds.inflight = undefined;
     this.refund(ds);
     this.latency.observe(Math.max(0, now - started) / 1000);
@@ -959,7 +944,7 @@ export class GatewayPolicy {
     if (!ds) return;
     ds.users.delete(clientId);
     if (ds.users.size === 0 && !ds.inflight) {
-      if (this.queue.delete(domain)) this.refund(ds);
+      if (this.slots.dequeue(domain)) this.refund(ds);
       this.domains.delete(domain);
     }
   }
