@@ -10,6 +10,24 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
+ * A parsed domain pattern (`app.corp.example`, `*.corp.example`,
+ * `**.corp.example`, `build-?.ci.example`).
+ */
+export declare class NativePattern {
+  /** Parses a pattern; throws `InvalidArg` with the reason. */
+  static parse(text: string): NativePattern
+  /** The normalised text: lower case, no trailing dot. */
+  get text(): string
+  /** Whether the pattern has no wildcard. */
+  get isExact(): boolean
+  /**
+   * Whether `domain` (any case, optional trailing dot) is a host name
+   * this pattern matches.
+   */
+  matches(domain: string): boolean
+}
+
+/**
  * The gateway's resolver: hickory-resolver with the system configuration or
  * the given nameservers, A and AAAA concurrently, an overall deadline, and at
  * most `maxInFlight` resolutions at once.
@@ -154,6 +172,12 @@ export interface DnsMatch {
 
 /** Generates a WireGuard key pair (`dnsnat keygen`). */
 export declare function generateKeypair(): KeyPair
+
+/**
+ * Whether `domain` (no trailing dot) is a plain host name: 1 to 253
+ * characters, labels of 1 to 63 letters, digits, `-` or `_`.
+ */
+export declare function isHostname(domain: string): boolean
 
 /** A private key and its public key, base64. */
 export interface KeyPair {

@@ -1,5 +1,5 @@
-// The gateway's pattern check must agree with the client's (dnsnat-core `Pattern::matches`): these are the
-// Rust crate's cases, plus a property test against a naive recursive matcher written from DESIGN §3.1.
+// Patterns are the core crate's, through the addon (ts/net/pattern.ts): these are the
+// Rust crate's cases, plus a property test against a naive recursive matcher written from the rules.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DomainPattern, isHostname, PatternError } from '../../ts/net/pattern.js';

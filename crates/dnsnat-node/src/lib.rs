@@ -8,12 +8,14 @@ mod client;
 mod counters;
 mod events;
 mod keys;
+mod pattern;
 mod resolver;
 mod runtime;
 mod tunnel;
 mod udp;
 
 pub use keys::{KeyPair, generate_keypair, public_key_of};
+pub use pattern::{NativePattern, is_hostname_js};
 pub use resolver::{Resolution, Resolver, ResolverOptions, ResolverStats};
 pub use runtime::{BuildInfo, RuntimeInfo, build_info, runtime_info};
 pub use tunnel::{PeerOptions, PeerStatus, Tunnel, TunnelEvent, TunnelOptions};

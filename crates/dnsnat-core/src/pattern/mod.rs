@@ -33,7 +33,8 @@ pub const MAX_PATTERN_LEN: usize = 253;
 /// The longest label, wildcards included.
 pub const MAX_LABEL_LEN: usize = 63;
 
-/// Why a pattern was rejected.
+/// Why a pattern was rejected. Values from the pattern are quoted and
+/// escaped (`{:?}`): a message is one line whatever the pattern holds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatternError {
     #[error("pattern is empty")]
@@ -42,13 +43,14 @@ pub enum PatternError {
     TooLong,
     #[error("pattern has an empty label (two dots in a row, or a leading dot)")]
     EmptyLabel,
-    #[error("label `{0}` is longer than {MAX_LABEL_LEN} characters")]
+    #[error("label {0:?} is longer than {MAX_LABEL_LEN} characters")]
     LabelTooLong(String),
     #[error(
-        "character {0:?} is not allowed (use letters, digits, `-`, `_`, `?`, `*`; write internationalised names in punycode)"
+        "character {c:?} is not allowed (use letters, digits, \"-\", \"_\", \"?\", \"*\"; write internationalised names in punycode)",
+        c = .0.to_string()
     )]
     InvalidChar(char),
-    #[error("`**` must be a whole label (as in `**.corp.example`), found `{0}`")]
+    #[error("\"**\" must be a whole label (as in \"**.corp.example\"), found {0:?}")]
     DoubleStarInLabel(String),
     #[error("the last label (the TLD) must not contain wildcards")]
     WildcardInTld,
