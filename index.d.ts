@@ -128,6 +128,26 @@ export declare class Tunnel {
   stop(): void
 }
 
+export declare function addressPlan(): AddressPlan
+
+/** Where every address of dnsnat comes from. */
+export interface AddressPlan {
+  /** Proxy IPs, IPv4 (`100.96.0.0/11`). */
+  proxyV4: string
+  /** Proxy IPs, IPv6. */
+  proxyV6: string
+  /** The peers' own addresses inside the tunnel, IPv4. */
+  tunnelV4: string
+  /** The same, IPv6. */
+  tunnelV6: string
+  /** Where the client's stub listens, IPv4. */
+  sentinelV4: string
+  /** The same, IPv6. */
+  sentinelV6: string
+  /** Proxy IPs a name gets in each family. */
+  proxyIpsPerFamily: number
+}
+
 export declare function buildInfo(): BuildInfo
 
 /** What this native build is, for `dnsnat --version` and bug reports. */

@@ -13,6 +13,7 @@ import type { Tunnel as NativeTunnel, TunnelEvent } from '../../index.js';
 import { LogLimiter } from '../common/log-limiter.js';
 import { serveStatus } from '../daemon/status.js';
 import native from '../native.js';
+import { PROXY_V4, PROXY_V6 } from '../net/ip.js';
 import { encodeControl, MessageType, parseControl } from '../protocol/control.js';
 import { type ClientConfig, loadClientConfig } from './config.js';
 import { DnsResourceNat, type Effect, type NatKey } from './dns-resource-nat.js';
@@ -20,7 +21,7 @@ import { backupPath, ManagedDns, repairAfterCrash } from './managed-dns.js';
 import { nameservers, readResolvConf } from './resolv-conf.js';
 import { loadState, type SavedState, writeState } from './state-file.js';
 
-const PROXY_RANGES = ['100.96.0.0/11', 'fd00:2021:1111:8000::/107'];
+const PROXY_RANGES = [PROXY_V4.text, PROXY_V6.text];
 /** How long new proxy-IP allocations may wait to be written to the state file together. */
 const PERSIST_DELAY_MS = 250;
 /** Least time between two writes of the state file: a flood of new names costs one write a second. */

@@ -2,8 +2,10 @@
 // `manageDns` points at the sentinel and restores on exit.
 import { readFileSync } from 'node:fs';
 
-export const SENTINEL_V4 = '100.100.111.1';
-export const SENTINEL_V6 = 'fd00:2021:1111:8000:100:100:111:1';
+import { ADDRESS_PLAN } from '../protocol/address-plan.js';
+
+export const SENTINEL_V4 = ADDRESS_PLAN.sentinelV4;
+export const SENTINEL_V6 = ADDRESS_PLAN.sentinelV6;
 
 /** The `nameserver` lines of a resolv.conf, minus our own sentinels. */
 export function nameservers(text: string): string[] {

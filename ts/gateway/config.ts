@@ -25,7 +25,7 @@ import {
   readPrivateKeyFile,
   socketAddress,
 } from '../config/fields.js';
-import { type Cidr, isTunnelIp, parseCidr, parseIp } from '../net/ip.js';
+import { type Cidr, isTunnelIp, parseCidr, parseIp, TUNNEL_V4, TUNNEL_V6 } from '../net/ip.js';
 import { DomainPattern, PatternError } from '../net/pattern.js';
 
 export type IpStack = 'dual' | 'ipv4' | 'ipv6';
@@ -257,7 +257,7 @@ const schema = z
           ctx.addIssue({
             code: 'custom',
             path: ['clients', i, 'tunnelIps', j],
-            message: `expected an address inside 100.64.0.0/11 or fd00:2021:1111::/107, got ${describe(text)}`,
+            message: `expected an address inside ${TUNNEL_V4.text} or ${TUNNEL_V6.text}, got ${describe(text)}`,
           });
         }
         const owner = tunnelIps.get(ip.text);

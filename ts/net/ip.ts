@@ -1,9 +1,10 @@
-// IP addresses as the gateway needs them: parsed once into a number, so that
+// IP addresses as both roles need them: parsed once into a number, so that
 // range checks and the "sorted real address k mod n" rule of docs/architecture.md#the-gateways-policy compare
 // numbers, not strings ("10.0.0.10" sorts before "10.0.0.9" as text), and
 // written back in one canonical form (RFC 5952 for IPv6), so that the same
 // proxy IP spelled two ways by a client is one key in every map.
 import { isIPv4, isIPv6 } from 'node:net';
+import { ADDRESS_PLAN } from '../protocol/address-plan.js';
 
 export type Family = 4 | 6;
 
@@ -122,11 +123,11 @@ function mustCidr(text: string): Cidr {
 }
 
 /** docs/architecture.md#address-plan: where proxy IPs come from. A gateway refuses any other address as a proxy IP. */
-export const PROXY_V4 = mustCidr('100.96.0.0/11');
-export const PROXY_V6 = mustCidr('fd00:2021:1111:8000::/107');
+export const PROXY_V4 = mustCidr(ADDRESS_PLAN.proxyV4);
+export const PROXY_V6 = mustCidr(ADDRESS_PLAN.proxyV6);
 /** docs/architecture.md#address-plan: the peers' own addresses inside the tunnel. */
-export const TUNNEL_V4 = mustCidr('100.64.0.0/11');
-export const TUNNEL_V6 = mustCidr('fd00:2021:1111::/107');
+export const TUNNEL_V4 = mustCidr(ADDRESS_PLAN.tunnelV4);
+export const TUNNEL_V6 = mustCidr(ADDRESS_PLAN.tunnelV6);
 
 export function isProxyIp(ip: Ip): boolean {
   return cidrContains(ip.family === 4 ? PROXY_V4 : PROXY_V6, ip);

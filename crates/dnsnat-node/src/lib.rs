@@ -4,6 +4,7 @@
 //! JavaScript. JavaScript configures, sends and receives control messages, and
 //! reads counters; every packet stays on the tokio runtime installed below.
 
+mod address_plan;
 mod client;
 mod counters;
 mod events;
@@ -14,6 +15,7 @@ mod runtime;
 mod tunnel;
 mod udp;
 
+pub use address_plan::{AddressPlan, address_plan};
 pub use keys::{KeyPair, generate_keypair, public_key_of};
 pub use pattern::{NativePattern, is_hostname_js};
 pub use resolver::{Resolution, Resolver, ResolverOptions, ResolverStats};

@@ -1,6 +1,6 @@
 // Proxy IPs and answers: what a client may name as proxy IPs (checked in full, with the reason of the first
 // failure), and the canonical order that the mapping rule (proxy k → real address k mod n) relies on.
-import { compareIps, type Family, type Ip, isProxyIp, parseIp } from '../../net/ip.js';
+import { compareIps, type Family, type Ip, isProxyIp, PROXY_V4, PROXY_V6, parseIp } from '../../net/ip.js';
 import type { IpStack } from '../config.js';
 import { type Answer, type RejectReason, stackAllows } from './types.js';
 
@@ -38,7 +38,7 @@ export function checkProxyIps(
     if (!isProxyIp(ip)) {
       return {
         reason: 'proxy-ip-out-of-range',
-        detail: `${ip.text} is outside 100.96.0.0/11 and fd00:2021:1111:8000::/107`,
+        detail: `${ip.text} is outside ${PROXY_V4.text} and ${PROXY_V6.text}`,
       };
     }
     if (seen.has(ip.text)) return { reason: 'proxy-ip-duplicate', detail: `${ip.text} appears twice` };
