@@ -835,9 +835,12 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativePattern = nativeBinding.NativePattern
 module.exports.Resolver = nativeBinding.Resolver
 module.exports.Tunnel = nativeBinding.Tunnel
+module.exports.addressPlan = nativeBinding.addressPlan
 module.exports.buildInfo = nativeBinding.buildInfo
 module.exports.generateKeypair = nativeBinding.generateKeypair
+module.exports.isHostname = nativeBinding.isHostname
 module.exports.publicKeyOf = nativeBinding.publicKeyOf
 module.exports.runtimeInfo = nativeBinding.runtimeInfo

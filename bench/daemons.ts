@@ -51,7 +51,15 @@ export interface DnsnatDaemons {
  * an HTTP server on 8080; the daemons serve `*.bench.example` as resource `web`. Returns once both answer
  * `dnsnat status` and one name has been through the tunnel (so the WireGuard handshake is done).
  */
-export async function startDnsnatDaemons(lab: Lab, dir: string): Promise<DnsnatDaemons> {
+/**
+ * `clientLimits`: extra YAML for the client's `limits:` (the memory measurement sets every looked-up name up at
+ * once, which the default look-ahead budget would spread over minutes).
+ */
+export async function startDnsnatDaemons(
+  lab: Lab,
+  dir: string,
+  clientLimits?: string,
+): Promise<DnsnatDaemons> {
   const c = lab.netns('lc');
   const g = lab.netns('lg');
   const s = lab.netns('ls');
@@ -85,6 +93,7 @@ export async function startDnsnatDaemons(lab: Lab, dir: string): Promise<DnsnatD
       'tunnel: { ipv4: 100.64.0.2 }',
       'upstreamDns: [198.18.2.2]',
       `statusSocket: ${clientSocket}`,
+      ...(clientLimits ? [`limits: { ${clientLimits} }`] : []),
       'gateways:',
       `  - { id: gw1, endpoint: "198.18.0.1:51820", publicKey: ${kg.publicKey} }`,
       'resources:',

@@ -156,12 +156,13 @@ export interface DaemonMemory {
  * over the Rust tunnels, as a user runs them) once the client tracks `domains` domains: each name is queried
  * once through the stub, which allocates its proxy IPs, and the state machine sets up its NAT with the gateway,
  * which resolves it (dnsmasq at the site) and installs the mapping. "Before" is after the one warm-up name, so
- * `domains - 1` names are added; 10,000 in all is the gateway's default cap per client (`maxBindingsPerClient`),
- * beyond which it answers `inactive`/`too-many-domains`.
+ * `domains - 1` names are added; 10,000 in all is the gateway's default share per client (`bindingsPerClient`),
+ * beyond which it evicts the least recently used. Every name is set up as it is looked up (the client's
+ * look-ahead budget is raised), as before names nobody connects to waited their turn.
  */
 export function measureDaemonMemory(domains: number): Promise<DaemonMemory> {
   return inLab('mem', async (lab, dir) => {
-    const d = await startDnsnatDaemons(lab, dir);
+    const d = await startDnsnatDaemons(lab, dir, 'setupsAheadPerSecond: 100000');
     await sleep(1_000);
     const clientBefore = rssBytes(d.clientPid);
     const gatewayBefore = rssBytes(d.gatewayPid);

@@ -854,3 +854,26 @@ describe('GatewayPolicy: what one client may cost', () => {
     expect(resolves(h.drain())).toHaveLength(1);
   });
 });
+
+describe('GatewayPolicy: eviction within one domain', () => {
+  it('evicting the last binding of the very domain being added still resolves and answers the new one', () => {
+    const h = new Harness(baseConfig(), { maxBindingsPerClient: 1 });
+    h.resolve(onlyResolveId(h.assign(ALICE, 'web', 'v4.corp.example', V4, 1)), ok(['10.0.0.1']));
+    h.advance(61_000); // past the answer's TTL: the new binding needs a resolution of its own
+    // The same name under the other resource: the one binding to evict is a.corp.example's own.
+    const out = h.assign(ALICE, 'v4', 'v4.corp.example', V4B, 2);
+    expect(statuses(out)).toContainEqual(
+      expect.objectContaining({
+        resource: 'web',
+        domain: 'v4.corp.example',
+        status: 'inactive',
+        reason: 'evicted',
+      }),
+    );
+    const answered = h.resolve(onlyResolveId(out), ok(['10.0.0.1']));
+    expect(statuses(answered)).toContainEqual(
+      expect.objectContaining({ resource: 'v4', domain: 'v4.corp.example', status: 'active', seq: 2 }),
+    );
+    expect(h.policy.bindingCount('alice')).toBe(1);
+  });
+});

@@ -35,14 +35,6 @@ const REJECTIONS_LOGGED = 10;
  */
 const GATEWAY_CONTROL_PER_SECOND = 1_000;
 const GATEWAY_CONTROL_BURST = 4_000;
-/**
- * `AssignedIps` per gateway per second that no application waits for yet (a name was looked up, nothing sent to
- * it). Half the gateway's default control budget (100 a second, burst 200), so that a page asking for
- * thousands of made-up names leaves the other half to names that real connections wait on, which are never
- * held back (docs/decisions.md, "Client: names nobody connects to wait their turn").
- */
-const SPECULATIVE_SENDS_PER_SECOND = 50;
-const SPECULATIVE_SEND_BURST = 100;
 
 export interface ClientStartOptions {
   logger?: Logger;
@@ -137,7 +129,7 @@ export async function startClient(
   // A crash may have left resolv.conf pointing at a stub that is gone: put
   // the original back before anything reads it.
   const recordFile = backupPath(config.stateFile, config.device);
-  const repair = repairAfterCrash(recordFile);
+  const repair = repairAfterCrash(recordFile, resolvPath);
   if (repair.kind === 'repaired') {
     log.warn({ path: repair.path, original: repair.original }, 'resolv.conf restored after a crash');
   } else if (repair.kind === 'left') {
@@ -159,8 +151,12 @@ export async function startClient(
   const upstreamDns: string[] = [...upstream];
 
   const nat = new DnsResourceNat({
-    speculativeSendsPerSecond: SPECULATIVE_SENDS_PER_SECOND,
-    speculativeSendBurst: SPECULATIVE_SEND_BURST,
+    // `AssignedIps` no application waits for yet (a name was looked up, nothing sent to it) spend
+    // `limits.setupsAheadPerSecond`, by default half the gateway's control budget, so that a page asking for
+    // thousands of made-up names leaves the other half to names real connections wait on, which are never held
+    // back (docs/decisions.md, "Client: names nobody connects to wait their turn").
+    speculativeSendsPerSecond: config.limits.setupsAheadPerSecond,
+    speculativeSendBurst: 2 * config.limits.setupsAheadPerSecond,
     // The packet path holds at most this many names; the machine's entries follow, even if a release event
     // was lost to a full event queue.
     maxEntries: config.limits.names,
@@ -342,12 +338,15 @@ export async function startClient(
             // restarted while an application kept using a proxy IP): set the
             // NAT up as if the name had just been queried.
             const proxyIps = proxyIpsOf(key.domain, key.resourceId);
-            if (proxyIps)
+            if (proxyIps) {
               nat.onDnsQuery(
                 key.domain,
                 [{ gatewayId: key.gatewayId, resourceId: key.resourceId, proxyIps }],
                 t,
               );
+              // An application is waiting: its send is never deferred.
+              nat.onOutgoingPacket(key, t);
+            }
           } else if (nat.onOutgoingPacket(key, t) === 'pass') {
             tunnel?.gate(key.gatewayId, key.domain, key.resourceId, 'pass');
             tunnel?.flush(key.gatewayId, key.domain, key.resourceId);
@@ -487,13 +486,12 @@ export async function startClient(
 
   let managed: ManagedDns | undefined;
   if (config.manageDns) {
-    // Only when resolv.conf already holds what we wrote and its record is
-    // gone does the original have to be made up: the upstreams we remember.
-    managed = ManagedDns.takeOver(resolvPath, recordFile, () =>
-      upstreamDns
-        .map((ns) => `nameserver ${ns}`)
-        .join('\n')
-        .concat('\n'),
+    // Only when resolv.conf already holds what we wrote and its record is gone does the original have to be
+    // found elsewhere: in the state file of a version before records, else made up from the upstreams.
+    managed = ManagedDns.takeOver(
+      resolvPath,
+      recordFile,
+      () => loaded.legacyResolvConf ?? `${upstreamDns.map((ns) => `nameserver ${ns}`).join('\n')}\n`,
     );
     log.info({ path: resolvPath, original: managed.original.kind }, 'resolv.conf points at the dnsnat stub');
   }

@@ -35,9 +35,18 @@ export interface ClientLimits {
   readonly names: number;
   /** A name neither queried nor carrying traffic for this long gives its proxy IPs up. */
   readonly nameIdleSeconds: number;
+  /**
+   * Names per gateway per second set up when they are looked up, before an application connects (burst: twice
+   * this); past it a name is set up on its first packet. Half the gateway's default `controlPerSecond`.
+   */
+  readonly setupsAheadPerSecond: number;
 }
 
-export const DEFAULT_CLIENT_LIMITS: ClientLimits = { names: 16_384, nameIdleSeconds: 86_400 };
+export const DEFAULT_CLIENT_LIMITS: ClientLimits = {
+  names: 16_384,
+  nameIdleSeconds: 86_400,
+  setupsAheadPerSecond: 50,
+};
 
 export interface ClientConfig {
   readonly source: string;
@@ -81,6 +90,7 @@ const schema = z
         // Half the proxy range at most (262,111 names), so a free set is always found at once.
         names: z.number().int().min(1).max(262_111).optional(),
         nameIdleSeconds: z.number().int().min(1).optional(),
+        setupsAheadPerSecond: z.number().int().min(1).optional(),
       })
       .optional(),
     gateways: z
@@ -189,6 +199,7 @@ export function parseClientConfig(raw: unknown, options: ClientParseOptions = {}
     limits: {
       names: c.limits?.names ?? DEFAULT_CLIENT_LIMITS.names,
       nameIdleSeconds: c.limits?.nameIdleSeconds ?? DEFAULT_CLIENT_LIMITS.nameIdleSeconds,
+      setupsAheadPerSecond: c.limits?.setupsAheadPerSecond ?? DEFAULT_CLIENT_LIMITS.setupsAheadPerSecond,
     },
   };
 }

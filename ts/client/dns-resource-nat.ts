@@ -436,8 +436,10 @@ export class DnsResourceNat {
       if (this.count >= this.maxEntries) this.evictLeastRecentlyUsed();
       entry = this.create(gatewayId, domain, resourceId, proxyIps);
       this.setGate(entry, 'buffer');
+      // Statuses below the seq of this entry's first send belong to an earlier life of the key, even if that
+      // send is deferred.
+      entry.minSeq = this.nextSeq;
       this.send(entry, now);
-      entry.minSeq = entry.lastSentSeq;
       return;
     }
     // Proxy IPs are stable for the life of the state file, but if the caller hands in others, the next send

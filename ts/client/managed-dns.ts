@@ -49,7 +49,8 @@ export function captureResolvConf(path: string): ResolvConfOriginal {
 export function restoreResolvConf(path: string, original: ResolvConfOriginal): void {
   switch (original.kind) {
     case 'file':
-      writeFileSafely(path, original.text, original.mode);
+      // Permission bits only: a record never makes a file setuid.
+      writeFileSafely(path, original.text, original.mode & 0o777);
       return;
     case 'symlink':
       replaceWithSymlink(path, original.target);
@@ -97,16 +98,25 @@ export type RepairOutcome =
   | { kind: 'left'; path: string; why: string };
 
 /**
- * Restores what a crashed run left: if a backup record exists and its
- * resolv.conf still holds what we wrote, the original goes back. The record is
- * removed either way.
+ * Restores what a crashed run left: if a backup record exists, names the
+ * resolv.conf this client manages (`path`) and that file still holds what we
+ * wrote, the original goes back. The record is removed either way. A record
+ * is a file beside the state file: it is never trusted to name another path.
  */
-export function repairAfterCrash(recordFile: string): RepairOutcome {
+export function repairAfterCrash(recordFile: string, path: string): RepairOutcome {
   const record = readRecord(recordFile);
   if (record === undefined) return { kind: 'none' };
   if ('problem' in record) {
     renameSync(recordFile, `${recordFile}.corrupt`);
     return { kind: 'left', path: recordFile, why: `${record.problem}; moved to ${recordFile}.corrupt` };
+  }
+  if (record.path !== path) {
+    rmSync(recordFile, { force: true });
+    return {
+      kind: 'left',
+      path: record.path,
+      why: `the record is for another file than ${path}; left as it is`,
+    };
   }
   if (!holdsManaged(record.path)) {
     rmSync(recordFile, { force: true });

@@ -55,6 +55,11 @@ export function parseState(text: string, source: string): SavedState {
 
 export interface LoadedState {
   state: SavedState;
+  /**
+   * The original resolv.conf that versions before the backup record kept in the state file: what a
+   * `manageDns` client upgraded after a crash restores, if resolv.conf still holds what dnsnat wrote.
+   */
+  legacyResolvConf?: string;
   /** Set when the file was not a state file: why, and where it was moved. */
   corrupt?: { problem: string; movedTo: string };
 }
@@ -70,7 +75,9 @@ export function loadState(path: string | undefined, now: Date = new Date()): Loa
     throw new Error(`${path}: cannot read the state file: ${(e as Error).message}`);
   }
   try {
-    return { state: parseState(text, path) };
+    const state = parseState(text, path);
+    const legacy = (JSON.parse(text) as { resolvConfBackup?: unknown }).resolvConfBackup;
+    return typeof legacy === 'string' ? { state, legacyResolvConf: legacy } : { state };
   } catch (e) {
     if (!(e instanceof StateFileError)) throw e;
     const movedTo = `${path}.corrupt-${now.toISOString().replace(/[:.]/g, '-')}`;

@@ -7,12 +7,12 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   constants,
+  fchmodSync,
   fsyncSync,
   openSync,
   renameSync,
   rmSync,
   symlinkSync,
-  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
@@ -56,6 +56,8 @@ export function writeFileSafely(path: string, data: string, mode: number): void 
     mode,
   );
   try {
+    // The mode asked for, whatever the umask (resolv.conf must stay world-readable).
+    fchmodSync(fd, mode);
     writeSync(fd, data);
     fsyncSync(fd);
   } catch (e) {
@@ -64,7 +66,18 @@ export function writeFileSafely(path: string, data: string, mode: number): void 
     throw e;
   }
   closeSync(fd);
-  commit(tmp, path, () => writeFileSync(path, data));
+  commit(tmp, path, () => writeInPlace(path, data));
+}
+
+/** Rewrites a file that cannot be replaced (a mount point), then fsyncs it. */
+function writeInPlace(path: string, data: string): void {
+  const fd = openSync(path, constants.O_WRONLY | constants.O_TRUNC | constants.O_NOFOLLOW);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Replaces `path` (a file or a link) with a symbolic link to `target`, atomically. */

@@ -458,15 +458,17 @@ export class GatewayPolicy {
       this.removeBinding(client, b, now, undefined, false);
       b = undefined;
     }
+    // A client registering names without end must not grow the gateway's memory without end, nor be locked
+    // out once it reaches its share: the least recently used binding makes room. Before the domain's state is
+    // taken: the one evicted may be the last binding of this same domain, whose state goes with it.
+    if (!b && client.bindings.size >= this.opts.maxBindingsPerClient)
+      this.evictLeastRecentlyUsed(client, now);
     const ds = this.domainState(domain);
     if (b) {
       this.counters.assignedIpsDuplicate++;
       this.log('debug', 'AssignedIps repeated', { client: client.cfg.id, resource: resource.id, domain });
     } else {
       this.counters.assignedIpsAccepted++;
-      // A client registering names without end must not grow the gateway's memory without end, nor be
-      // locked out once it reaches its share: the least recently used binding makes room.
-      if (client.bindings.size >= this.opts.maxBindingsPerClient) this.evictLeastRecentlyUsed(client, now);
       b = {
         key,
         domain,

@@ -89,6 +89,10 @@ impl KeyIds {
         if let Some(id) = self.by_key.get(&key) {
             return *id;
         }
+        // Ids are not reused while in use, even after 2^32 of them.
+        while self.keys.contains_key(&self.next) {
+            self.next = self.next.wrapping_add(1);
+        }
         let id = self.next;
         self.next = self.next.wrapping_add(1);
         self.by_domain
@@ -125,7 +129,32 @@ impl KeyIds {
 #[derive(Default)]
 struct Routes {
     by_ip: HashMap<IpAddr, (u32, bool)>,
+    /// The cached addresses of each key, so that forgetting a key forgets
+    /// every route to it (including addresses its domain got after a release
+    /// that was not yet taken).
+    by_id: HashMap<u32, Vec<IpAddr>>,
     used: Vec<IpAddr>,
+}
+
+impl Routes {
+    fn insert(&mut self, ip: IpAddr, id: u32, used: bool) {
+        self.by_ip.insert(ip, (id, used));
+        self.by_id.entry(id).or_default().push(ip);
+        if used {
+            self.used.push(ip);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_ip.clear();
+        self.by_id.clear();
+    }
+
+    fn forget_key(&mut self, id: u32) {
+        for ip in self.by_id.remove(&id).unwrap_or_default() {
+            self.by_ip.remove(&ip);
+        }
+    }
 }
 
 pub struct ClientRole {
@@ -282,7 +311,7 @@ impl ClientRole {
         self.note_command();
         let mut routes = lock(&self.routes);
         let used = std::mem::take(&mut routes.used);
-        routes.by_ip.clear();
+        routes.clear();
         drop(routes);
         self.stub().touch_proxy_ips(used);
     }
@@ -308,24 +337,23 @@ impl ClientRole {
                 return Some(id);
             }
         }
-        let key = {
-            let stub = self.stub();
-            stub.route_proxy_ip(dst).and_then(|(domain, resources)| {
-                resources.first().map(|r| NatKey {
-                    gateway: r.gateway_id.clone(),
-                    domain: domain.to_string(),
-                    resource: r.id.clone(),
-                })
+        // The stub stays locked until the route is cached: a release of this
+        // domain (in the stub) and the forgetting of its keys and routes (at
+        // the next batch) can then only come wholly before or after, never
+        // leave a route to a key that is gone. Lock order: stub, keys, routes.
+        let stub = self.stub();
+        let key = stub.route_proxy_ip(dst).and_then(|(domain, resources)| {
+            resources.first().map(|r| NatKey {
+                gateway: r.gateway_id.clone(),
+                domain: domain.to_string(),
+                resource: r.id.clone(),
             })
-        };
+        });
         // Only positive answers are cached: a proxy IP allocated a moment from
         // now must not stay unroutable.
         let id = lock(&self.keys).intern(key?);
-        let mut routes = lock(&self.routes);
-        routes.by_ip.insert(dst, (id, use_it));
-        if use_it {
-            routes.used.push(dst);
-        }
+        lock(&self.routes).insert(dst, id, use_it);
+        drop(stub);
         Some(id)
     }
 
@@ -378,6 +406,9 @@ impl ClientRole {
             }
         }
         let mut routes = lock(&self.routes);
+        for id in &ids {
+            routes.forget_key(*id);
+        }
         for r in released {
             for ip in r.ips.iter() {
                 routes.by_ip.remove(&ip);
@@ -604,5 +635,48 @@ mod tests {
         // A late command about it brings nothing back.
         assert_eq!(r.key_id(key("a.example")), None);
         assert_eq!(r.key_count(), 0);
+    }
+
+    #[test]
+    fn a_name_released_and_asked_again_before_the_batch_is_taken_still_routes() {
+        let r = role();
+        let resources = ResourceTable::new([dnsnat_core::dns::Resource {
+            id: "r".into(),
+            gateway_id: "gw".into(),
+            pattern: dnsnat_core::pattern::Pattern::parse("*.example").unwrap(),
+            ip_stack: dnsnat_core::dns::IpStack::Ipv4,
+        }])
+        .unwrap();
+        r.stub().set_resources(resources);
+        r.stub().set_max_domains(1);
+        let query = |label: u8| {
+            [
+                0u8, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, label, 7, b'e', b'x', b'a', b'm', b'p',
+                b'l', b'e', 0, 0, 1, 0, 1,
+            ]
+        };
+        let mut out = Vec::new();
+        let ask = |label: u8, out: &mut Vec<u8>| {
+            r.stub_now()
+                .handle_query(&query(label), dnsnat_core::dns::Transport::Udp, out);
+        };
+        ask(b'a', &mut out);
+        r.take_events();
+        let first = IpAddr::V4(r.stub().allocator().get("a.example").unwrap().v4[0]);
+        let old_id = r.route(first).unwrap();
+        // b takes a's place, then a comes back with other addresses, and an
+        // application sends to them, all before the batch is taken.
+        ask(b'b', &mut out);
+        ask(b'a', &mut out);
+        let again = IpAddr::V4(r.stub().allocator().get("a.example").unwrap().v4[0]);
+        assert_ne!(again, first);
+        assert_eq!(r.route(again), Some(old_id), "the key is still the old one");
+        r.take_events();
+        // The batch forgot a's old key and every route to it; the next packet
+        // finds a fresh key, which names a.example.
+        let id = r.route(again).expect("a.example routes again");
+        assert_ne!(id, old_id);
+        assert_eq!(r.key(id).map(|k| k.domain), Some("a.example".to_string()));
+        assert_eq!(r.route(first), None);
     }
 }

@@ -849,15 +849,20 @@ fn client_role(c: ClientOptions, tunnel_ips: Vec<IpAddr>) -> Result<(Arc<ClientR
     let mut seed_rejections = Vec::new();
     let allocator = match &c.proxy_ip_table {
         None => ProxyIpAllocator::new(),
-        Some(json) => {
-            let t = dnsnat_core::dns::proxy_ip_json::table_from_json(json)
-                .map_err(|e| invalid(format!("client.proxyIpTable: {e}")))?;
-            // A damaged row is left out, not fatal: the client must start
-            // from whatever a crash or a bad disk left (JavaScript logs them).
-            let (allocator, rejected) = ProxyIpAllocator::seed(&t);
-            seed_rejections = rejected.iter().map(ToString::to_string).collect();
-            allocator
-        }
+        // Neither a damaged row nor an unreadable table is fatal: the client
+        // must start from whatever a crash or a bad disk left (JavaScript
+        // logs what was left out); names then get new proxy IPs.
+        Some(json) => match dnsnat_core::dns::proxy_ip_json::table_from_json(json) {
+            Ok(t) => {
+                let (allocator, rejected) = ProxyIpAllocator::seed(&t);
+                seed_rejections = rejected.iter().map(ToString::to_string).collect();
+                allocator
+            }
+            Err(e) => {
+                seed_rejections = vec![format!("the whole table, unreadable: {e}")];
+                ProxyIpAllocator::new()
+            }
+        },
     };
     let upstream = c
         .upstream
