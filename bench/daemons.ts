@@ -52,13 +52,14 @@ export interface DnsnatDaemons {
  * `dnsnat status` and one name has been through the tunnel (so the WireGuard handshake is done).
  */
 /**
- * `clientLimits`: extra YAML for the client's `limits:` (the memory measurement sets every looked-up name up at
- * once, which the default look-ahead budget would spread over minutes).
+ * `limits`: extra YAML for the client's and the gateway's `limits:`. The memory measurement sets every looked-up
+ * name up at once, which the client's default look-ahead budget and the gateway's per-client control and
+ * resolution shares (made to keep one client from costing the others) would spread over minutes.
  */
 export async function startDnsnatDaemons(
   lab: Lab,
   dir: string,
-  clientLimits?: string,
+  limits: { client?: string; gateway?: string } = {},
 ): Promise<DnsnatDaemons> {
   const c = lab.netns('lc');
   const g = lab.netns('lg');
@@ -78,6 +79,7 @@ export async function startDnsnatDaemons(
       `privateKey: ${kg.privateKey}`,
       'listen: "0.0.0.0:51820"',
       'tunnel: { ipv4: 100.64.0.1 }',
+      ...(limits.gateway ? [`limits: { ${limits.gateway} }`] : []),
       'nameservers: [198.18.2.2]',
       'resources:',
       '  - { id: web, pattern: "*.bench.example", ipStack: ipv4 }',
@@ -93,7 +95,7 @@ export async function startDnsnatDaemons(
       'tunnel: { ipv4: 100.64.0.2 }',
       'upstreamDns: [198.18.2.2]',
       `statusSocket: ${clientSocket}`,
-      ...(clientLimits ? [`limits: { ${clientLimits} }`] : []),
+      ...(limits.client ? [`limits: { ${limits.client} }`] : []),
       'gateways:',
       `  - { id: gw1, endpoint: "198.18.0.1:51820", publicKey: ${kg.publicKey} }`,
       'resources:',
