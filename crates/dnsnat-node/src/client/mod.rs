@@ -585,8 +585,8 @@ mod tests {
         assert_eq!(kinds(r.take_events().0), ["dns-query"]);
     }
 
-    #[test]
-    fn a_released_domain_takes_its_keys_gates_and_routes_with_it() {
+    /// A role serving `*.example` (IPv4) that holds proxy IPs for one name at most.
+    fn one_name_role() -> ClientRole {
         let r = role();
         let resources = ResourceTable::new([dnsnat_core::dns::Resource {
             id: "r".into(),
@@ -597,15 +597,26 @@ mod tests {
         .unwrap();
         r.stub().set_resources(resources);
         r.stub().set_max_domains(1);
-        let query = |label: u8| {
-            [
-                0u8, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, label, 7, b'e', b'x', b'a', b'm', b'p',
-                b'l', b'e', 0, 0, 1, 0, 1,
-            ]
-        };
+        r
+    }
+
+    /// An A query for `<label>.example`.
+    fn one_label_query(label: u8) -> [u8; 27] {
+        [
+            0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, label, 7, b'e', b'x', b'a', b'm', b'p', b'l',
+            b'e', 0, 0, 1, 0, 1,
+        ]
+    }
+
+    #[test]
+    fn a_released_domain_takes_its_keys_gates_and_routes_with_it() {
+        let r = one_name_role();
         let mut out = Vec::new();
-        r.stub_now()
-            .handle_query(&query(b'a'), dnsnat_core::dns::Transport::Udp, &mut out);
+        r.stub_now().handle_query(
+            &one_label_query(b'a'),
+            dnsnat_core::dns::Transport::Udp,
+            &mut out,
+        );
         r.take_events();
         let a_ip = IpAddr::V4(r.stub().allocator().get("a.example").unwrap().v4[0]);
         let id = r
@@ -617,8 +628,11 @@ mod tests {
         assert_eq!(r.key_count(), 1);
 
         // b.example takes a's place.
-        r.stub_now()
-            .handle_query(&query(b'b'), dnsnat_core::dns::Transport::Udp, &mut out);
+        r.stub_now().handle_query(
+            &one_label_query(b'b'),
+            dnsnat_core::dns::Transport::Udp,
+            &mut out,
+        );
         let events = r.take_events().0;
         let released = events
             .iter()
@@ -639,26 +653,14 @@ mod tests {
 
     #[test]
     fn a_name_released_and_asked_again_before_the_batch_is_taken_still_routes() {
-        let r = role();
-        let resources = ResourceTable::new([dnsnat_core::dns::Resource {
-            id: "r".into(),
-            gateway_id: "gw".into(),
-            pattern: dnsnat_core::pattern::Pattern::parse("*.example").unwrap(),
-            ip_stack: dnsnat_core::dns::IpStack::Ipv4,
-        }])
-        .unwrap();
-        r.stub().set_resources(resources);
-        r.stub().set_max_domains(1);
-        let query = |label: u8| {
-            [
-                0u8, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, label, 7, b'e', b'x', b'a', b'm', b'p',
-                b'l', b'e', 0, 0, 1, 0, 1,
-            ]
-        };
+        let r = one_name_role();
         let mut out = Vec::new();
         let ask = |label: u8, out: &mut Vec<u8>| {
-            r.stub_now()
-                .handle_query(&query(label), dnsnat_core::dns::Transport::Udp, out);
+            r.stub_now().handle_query(
+                &one_label_query(label),
+                dnsnat_core::dns::Transport::Udp,
+                out,
+            );
         };
         ask(b'a', &mut out);
         r.take_events();
